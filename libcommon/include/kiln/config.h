@@ -1,0 +1,94 @@
+/* config: one INI file for every kiln program, KILN_* environment overrides,
+ * *_file secret indirection. The whole schema is a table in config.c: every
+ * program validates every key, so `kiln-<app> -t` checks the whole file. */
+#ifndef KILN_CONFIG_H
+#define KILN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KILN_CFG_STR_MAX 512
+
+/* [server] and [server.<app>]: the prefork master of a FastCGI app. */
+struct kiln_cfg_server {
+	int64_t workers;             /* 0 = 2 x cores */
+	int64_t max_requests;        /* recycle a worker after this many; 0 = never */
+	int64_t request_timeout_ms;  /* kill a worker whose request runs longer */
+	int64_t shutdown_timeout_ms; /* SIGTERM drain bound */
+	int64_t max_body;            /* bytes; larger request bodies get 413 */
+	int64_t backlog;             /* listen(2) backlog for --listen sockets */
+	char run_dir[KILN_CFG_STR_MAX]; /* scoreboards: <run_dir>/<app>.stats */
+};
+
+/* [log] */
+struct kiln_cfg_log {
+	char format[16]; /* "json" | "text" */
+	char level[16];  /* "debug" | "info" | "warn" | "error" */
+	char file[KILN_CFG_STR_MAX]; /* empty = stderr */
+	int access;      /* one line per request */
+};
+
+/* [database] */
+struct kiln_cfg_database {
+	char url[KILN_CFG_STR_MAX];      /* libpq conninfo or URI */
+	char password[KILN_CFG_STR_MAX]; /* secret; also password_file */
+	int64_t connect_timeout_ms;
+	int64_t statement_timeout_ms;
+};
+
+/* [redis] */
+struct kiln_cfg_redis {
+	char address[KILN_CFG_STR_MAX];  /* host:port or /path/to/socket */
+	char password[KILN_CFG_STR_MAX]; /* secret; also password_file */
+	int64_t db;
+	int64_t connect_timeout_ms;
+	int64_t command_timeout_ms;
+};
+
+/* [memcached] */
+struct kiln_cfg_memcached {
+	char servers[KILN_CFG_STR_MAX]; /* "host:port,host:port" or "/path/sock" */
+	int64_t connect_timeout_ms;
+	int64_t command_timeout_ms;
+};
+
+/* [health] */
+struct kiln_cfg_health {
+	int64_t check_timeout_ms; /* per dependency */
+	int64_t cache_ms;         /* results shared across workers this long */
+	char disk_path[KILN_CFG_STR_MAX];
+	int64_t disk_min_free;    /* bytes; below = fail */
+	int64_t disk_warn_free;   /* bytes; below = warn */
+};
+
+struct kiln_config {
+	char path[KILN_CFG_STR_MAX]; /* file it was loaded from */
+	char app[32];                /* program it was loaded for */
+	struct kiln_cfg_server server;
+	struct kiln_cfg_log log;
+	struct kiln_cfg_database database;
+	struct kiln_cfg_redis redis;
+	struct kiln_cfg_memcached memcached;
+	struct kiln_cfg_health health;
+};
+
+/* Fill cfg with the defaults of every key. */
+void kiln_config_defaults(struct kiln_config *cfg);
+
+/* Load cfg for program `app` ("health", "api", ...): defaults, then the INI
+ * file at path (NULL or "" = no file), then [server.<app>] overlays [server],
+ * then KILN_<SECTION>_<KEY> environment variables, then *_file secrets
+ * (relative paths resolve against $CREDENTIALS_DIRECTORY when it is set).
+ * Returns 0, or -1 with a message naming file, line, section and key in err
+ * (e.g. "kiln.conf:12: [server] workers: 'abc' is not an integer in 1..1024").
+ * An unknown section or key is an error; so is any out-of-range value. */
+int kiln_config_load(struct kiln_config *cfg, const char *path, const char *app, char *err,
+		     size_t errlen);
+
+/* Parse INI text already in memory (name is used in messages). Same rules as
+ * kiln_config_load minus the environment. Returns 0, or -1 with err set.
+ * Used by kiln_config_load, the unit tests and the fuzz harness. */
+int kiln_config_parse(struct kiln_config *cfg, const char *name, const char *text, size_t len,
+		      const char *app, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,45 @@
+/* db: one PostgreSQL connection per worker (libpq), opened lazily, every
+ * operation bounded by a deadline, re-opened after failure with backoff.
+ * SQL text is constant; input travels only as parameters. */
+#ifndef KILN_DB_H
+#define KILN_DB_H
+
+#include <stdint.h>
+#include <libpq-fe.h>
+
+#include "kiln/config.h"
+
+struct kiln_db;
+
+/* A handle for cfg (copied). No I/O happens here. Returns NULL on OOM. */
+struct kiln_db *kiln_db_new(const struct kiln_cfg_database *cfg);
+void kiln_db_free(struct kiln_db *db);
+
+/* The open connection, connecting now if needed (bounded by
+ * connect_timeout_ms). Returns NULL with err set while PostgreSQL is
+ * unreachable; after a failure no new attempt is made until the backoff
+ * (50 ms doubling to 2 s) has passed. */
+PGconn *kiln_db_conn(struct kiln_db *db, char *err, size_t errlen);
+
+/* Run sql with text parameters, waiting at most timeout_ms (0 = the
+ * configured statement timeout). Returns the result (PQclear it; check
+ * PQresultStatus for SQL errors), or NULL with err set on timeout (the query
+ * is cancelled) or connection failure (the connection is dropped and will be
+ * re-opened lazily). */
+PGresult *kiln_db_exec(struct kiln_db *db, const char *sql, int nparams,
+		       const char *const *values, int64_t timeout_ms, char *err, size_t errlen);
+
+/* As kiln_db_exec, but through a named prepared statement, prepared on first
+ * use on each connection. name must be unique per distinct sql. */
+PGresult *kiln_db_exec_prepared(struct kiln_db *db, const char *name, const char *sql, int nparams,
+				const char *const *values, int64_t timeout_ms, char *err,
+				size_t errlen);
+
+/* Check the server answers `SELECT 1` within timeout_ms (including a
+ * connect if needed, ignoring backoff). Returns 0, or -1 with err set. */
+int kiln_db_ping(struct kiln_db *db, int64_t timeout_ms, char *err, size_t errlen);
+
+/* Number of (re)connections made so far (for metrics). */
+uint64_t kiln_db_connects(const struct kiln_db *db);
+
+#endif

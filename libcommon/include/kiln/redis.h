@@ -1,0 +1,29 @@
+/* redis: one Redis connection per worker (hiredis), opened lazily with
+ * connect and command timeouts, re-opened after failure with backoff. */
+#ifndef KILN_REDIS_H
+#define KILN_REDIS_H
+
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+
+#include "kiln/config.h"
+
+struct kiln_redis;
+
+/* A handle for cfg (copied). No I/O. Returns NULL on OOM. */
+struct kiln_redis *kiln_redis_new(const struct kiln_cfg_redis *cfg);
+void kiln_redis_free(struct kiln_redis *r);
+
+/* Run a command (hiredis printf-like format). Returns the reply
+ * (freeReplyObject it; a REDIS_REPLY_ERROR reply is returned as is), or NULL
+ * with err set when Redis is unreachable or timed out (the connection is
+ * dropped; the next call reconnects once the backoff, 50 ms doubling to 2 s,
+ * has passed). */
+redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, const char *fmt,
+			       ...);
+
+/* Check PING answers PONG within timeout_ms (connecting if needed, ignoring
+ * backoff). Returns 0, or -1 with err set. */
+int kiln_redis_ping(struct kiln_redis *r, int64_t timeout_ms, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,48 @@
+/* server: listen-socket discovery, the prefork master and its workers.
+ * An app's main() fills a struct kiln_app and calls kiln_server_main(). */
+#ifndef KILN_SERVER_H
+#define KILN_SERVER_H
+
+#include <stddef.h>
+
+#include "kiln/config.h"
+#include "kiln/http.h"
+#include "kiln/router.h"
+#include "kiln/stats.h"
+
+struct kiln_db;
+struct kiln_redis;
+struct kiln_mc;
+
+struct kiln_app {
+	const char *name; /* "health" → program kiln-health, scoreboard health.stats */
+	const struct kiln_route *routes;
+	size_t nroutes;
+	const char *const *counter_names; /* app counters in the scoreboard, or NULL */
+	size_t shared_size; /* zeroed anonymous shared memory, mapped before fork */
+	/* In each worker after fork. Return 0, or nonzero to make the worker exit. */
+	int (*worker_init)(const struct kiln_config *cfg);
+	void (*worker_exit)(void);
+};
+
+/* Parse the command line (-c FILE, -t, --listen ADDR, -V, -h), load the
+ * config, find the listening socket (LISTEN_FDS, spawn-fcgi's fd 0, or
+ * --listen), run the master and its workers until SIGTERM/SIGINT.
+ * Returns the process exit status: 0 after a clean shutdown or a good -t,
+ * 1 on a config error, 2 on a usage error, 3 when no socket is available. */
+int kiln_server_main(const struct kiln_app *app, int argc, char **argv);
+
+/* Inside a worker: the loaded config, the app's shared memory, this worker's
+ * scoreboard slot, and its lazily created dependency handles. */
+const struct kiln_config *kiln_server_config(void);
+void *kiln_server_shared(void);
+struct kiln_stats_slot *kiln_server_slot(void);
+const struct kiln_stats *kiln_server_stats(void);
+struct kiln_db *kiln_server_db(void);
+struct kiln_redis *kiln_server_redis(void);
+struct kiln_mc *kiln_server_mc(void);
+
+/* Seconds since the master started. */
+double kiln_server_uptime(void);
+
+#endif

@@ -1,0 +1,46 @@
+/* util: bounded parsers and clocks shared by every module. */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parse a whole decimal integer within [min, max] (OpenBSD strtonum idea).
+ * Returns 0 and sets *out, or -1 when s is empty, has junk, or is out of range. */
+int kiln_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Parse a duration such as "250ms", "30s", "5m", "1h" (a bare number means
+ * milliseconds) into milliseconds. Returns 0, or -1 on a bad value. */
+int kiln_parse_duration_ms(const char *s, int64_t *out_ms);
+
+/* Parse a size such as "1048576", "64k", "8M", "1G" (1024-based) into bytes.
+ * Returns 0, or -1 on a bad value or overflow. */
+int kiln_parse_size(const char *s, int64_t *out);
+
+/* Parse "on|off|true|false|yes|no|1|0". Returns 0, or -1 otherwise. */
+int kiln_parse_bool(const char *s, int *out);
+
+/* Monotonic clock in nanoseconds / milliseconds. */
+int64_t kiln_now_ns(void);
+int64_t kiln_now_ms(void);
+
+/* Wall clock in milliseconds since the epoch. */
+int64_t kiln_wall_ms(void);
+
+/* Format a wall-clock time (ms since epoch) as RFC 3339 UTC with
+ * milliseconds and 'Z', e.g. "2026-11-23T10:00:00.123Z" into out (>= 32 bytes).
+ * Returns out. */
+char *kiln_rfc3339(int64_t wall_ms, char *out, size_t outlen);
+
+/* Copy src into dst (size dstlen), always NUL-terminating.
+ * Returns strlen(src); a result >= dstlen means it was truncated. */
+size_t kiln_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* Read a whole small file (at most max bytes) into a new NUL-terminated string;
+ * trailing newlines are stripped. Returns the string (free it), or NULL with
+ * errno set (EFBIG when larger than max). */
+char *kiln_read_file(const char *path, size_t max, size_t *len_out);
+
+#define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

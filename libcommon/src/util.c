@@ -1,0 +1,200 @@
+/* util: bounded parsers, clocks, small file reading. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kiln/util.h"
+
+int kiln_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Split "123unit" into its number and unit. Returns 0, or -1. */
+static int split_number(const char *s, int64_t *num, const char **unit)
+{
+	int64_t v = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	*num = v;
+	*unit = p;
+	return 0;
+}
+
+int kiln_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	const char *unit;
+	int64_t v;
+	size_t i;
+
+	if (s == NULL || split_number(s, &v, &unit) < 0)
+		return -1;
+	for (i = 0; i < KILN_ARRAY_LEN(units); i++) {
+		if (strcmp(unit, units[i].unit) != 0)
+			continue;
+		if (v > INT64_MAX / units[i].ms)
+			return -1;
+		*out_ms = v * units[i].ms;
+		return 0;
+	}
+	return -1;
+}
+
+int kiln_parse_size(const char *s, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		int64_t mul;
+	} units[] = {{"", 1}, {"k", 1024}, {"K", 1024}, {"M", 1024 * 1024},
+		     {"G", 1024LL * 1024 * 1024}};
+	const char *unit;
+	int64_t v;
+	size_t i;
+
+	if (s == NULL || split_number(s, &v, &unit) < 0)
+		return -1;
+	for (i = 0; i < KILN_ARRAY_LEN(units); i++) {
+		if (strcmp(unit, units[i].unit) != 0)
+			continue;
+		if (v > INT64_MAX / units[i].mul)
+			return -1;
+		*out = v * units[i].mul;
+		return 0;
+	}
+	return -1;
+}
+
+int kiln_parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = {"on", "true", "yes", "1"};
+	static const char *const no[] = {"off", "false", "no", "0"};
+	size_t i;
+
+	for (i = 0; i < KILN_ARRAY_LEN(yes); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int64_t kiln_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t kiln_now_ms(void)
+{
+	return kiln_now_ns() / 1000000;
+}
+
+int64_t kiln_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *kiln_rfc3339(int64_t wall_ms, char *out, size_t outlen)
+{
+	time_t secs = (time_t)(wall_ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+	return out;
+}
+
+size_t kiln_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+	size_t n = strlen(src);
+
+	if (dstlen) {
+		size_t c = n < dstlen - 1 ? n : dstlen - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+char *kiln_read_file(const char *path, size_t max, size_t *len_out)
+{
+	struct stat st;
+	char *data;
+	ssize_t n;
+	size_t len = 0;
+	int fd, saved;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
+		saved = errno ? errno : EFBIG;
+		if ((size_t)st.st_size > max)
+			saved = EFBIG;
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	data = malloc(max + 1);
+	if (data == NULL) {
+		close(fd);
+		return NULL;
+	}
+	while (len < max && (n = read(fd, data + len, max - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			saved = errno;
+			free(data);
+			close(fd);
+			errno = saved;
+			return NULL;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		len--;
+	data[len] = '\0';
+	if (len_out)
+		*len_out = len;
+	return data;
+}
