@@ -57,12 +57,13 @@ struct kiln_req {
 	/* body, read on demand */
 	kiln_body_read_fn read;
 	void *read_ctx;
-	int body_read;             /* 0 not yet, 1 read */
+	int body_read;             /* 0 not yet, 1 read, else the error status it returned */
 	struct kiln_buf body;
 
 	struct kiln_resp resp;
 	int64_t start_ns;
 	struct kiln_field_errors *errors; /* optional, for problem+json errors[] */
+	struct kiln_buf path_buf;  /* owns path when it had to be cut from REQUEST_URI */
 };
 
 /* Prepare req for a new request from envp (buffers are kept from the last

@@ -1,0 +1,296 @@
+/* redis: one hiredis connection per worker, blocking with socket timeouts
+ * (hiredis applies connect_timeout to the connect and command_timeout as
+ * SO_RCVTIMEO/SO_SNDTIMEO). A failed connection is dropped and re-opened
+ * lazily after a backoff, so a dead Redis costs each request a clock check
+ * rather than a connect attempt. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kiln/redis.h"
+#include "kiln/util.h"
+
+#define REDIS_BACKOFF_MIN_MS 50
+#define REDIS_BACKOFF_MAX_MS 2000
+/* Used when the config leaves a timeout at 0: hiredis would wait forever. */
+#define REDIS_DEFAULT_TIMEOUT_MS 1000
+
+struct kiln_redis {
+	struct kiln_cfg_redis cfg;
+	redisContext *ctx;
+	int64_t next_attempt_ms; /* monotonic; no connect attempt before this */
+	int64_t backoff_ms;
+	char last_err[256];
+};
+
+struct kiln_redis *kiln_redis_new(const struct kiln_cfg_redis *cfg)
+{
+	struct kiln_redis *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->cfg = *cfg;
+	r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+	return r;
+}
+
+void kiln_redis_free(struct kiln_redis *r)
+{
+	if (r == NULL)
+		return;
+	if (r->ctx)
+		redisFree(r->ctx);
+	explicit_bzero(r->cfg.password, sizeof(r->cfg.password));
+	free(r);
+}
+
+/* hiredis 0.14 sends with write(2): once Redis has gone away the kernel
+ * raises SIGPIPE, which kills a worker whose program did not ignore it.
+ * Block it around each exchange and swallow one we caused (libpq's trick),
+ * so the library is safe whatever the program's signal setup. */
+struct redis_sigpipe {
+	sigset_t old;
+	int was_pending;
+};
+
+static void redis_sigpipe_block(struct redis_sigpipe *sp)
+{
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &set, &sp->old);
+	sp->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+}
+
+static void redis_sigpipe_restore(const struct redis_sigpipe *sp)
+{
+	struct timespec zero = {0, 0};
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (!sp->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1)
+		sigtimedwait(&set, NULL, &zero);
+	sigprocmask(SIG_SETMASK, &sp->old, NULL);
+}
+
+static struct timeval redis_tv(int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms <= 0)
+		ms = 1;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
+
+static int64_t redis_ms(int64_t configured)
+{
+	return configured > 0 ? configured : REDIS_DEFAULT_TIMEOUT_MS;
+}
+
+/* Split "/abs/path", "host:port" or "[v6]:port". *port is -1 for a unix
+ * socket. Returns 0, or -1 when the address is malformed. */
+static int redis_parse_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *hend = NULL, *hbeg = addr;
+	int64_t p;
+
+	if (addr[0] == '/') {
+		*port = -1;
+		return kiln_strlcpy(host, addr, hostlen) < hostlen ? 0 : -1;
+	}
+	if (addr[0] == '[') {
+		hbeg = addr + 1;
+		hend = strchr(hbeg, ']');
+		if (hend == NULL || hend[1] != ':')
+			return -1;
+		colon = hend + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)))
+			return -1;
+		hend = colon;
+	}
+	if (hend == hbeg || (size_t)(hend - hbeg) >= hostlen ||
+	    kiln_parse_int(colon + 1, 1, 65535, &p) < 0)
+		return -1;
+	memcpy(host, hbeg, (size_t)(hend - hbeg));
+	host[hend - hbeg] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+/* Drop the connection after a failure and hold off the next attempt. */
+static void redis_drop(struct kiln_redis *r, const char *err)
+{
+	if (r->ctx)
+		redisFree(r->ctx);
+	r->ctx = NULL;
+	if (err && strncmp(err, "redis: ", 7) == 0)
+		err += 7;
+	kiln_strlcpy(r->last_err, err ? err : "", sizeof(r->last_err));
+	r->next_attempt_ms = kiln_now_ms() + r->backoff_ms;
+	r->backoff_ms = r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS
+								 : r->backoff_ms * 2;
+}
+
+/* Run one setup command (AUTH, SELECT) that must answer +OK.
+ * Returns 0, or -1 with err set. */
+static int redis_setup_cmd(redisContext *ctx, const char *what, char *err, size_t errlen,
+			   const char *fmt, ...)
+{
+	redisReply *reply;
+	va_list ap;
+	int ok;
+
+	va_start(ap, fmt);
+	reply = redisvCommand(ctx, fmt, ap);
+	va_end(ap);
+	if (reply == NULL) {
+		snprintf(err, errlen, "redis: %s failed: %s", what, ctx->errstr);
+		return -1;
+	}
+	ok = reply->type == REDIS_REPLY_STATUS;
+	if (!ok)
+		snprintf(err, errlen, "redis: %s failed: %s", what,
+			 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+	freeReplyObject(reply);
+	return ok ? 0 : -1;
+}
+
+/* Connect, set the command timeout, authenticate and select the database.
+ * Returns 0, or -1 with err set and the backoff scheduled. */
+static int redis_connect(struct kiln_redis *r, int64_t connect_ms, int64_t cmd_ms, char *err,
+			 size_t errlen)
+{
+	char host[KILN_CFG_STR_MAX];
+	redisContext *ctx = NULL;
+	int port;
+
+	if (redis_parse_addr(r->cfg.address, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "redis: bad address '%s'", r->cfg.address);
+		goto fail;
+	}
+	ctx = port < 0 ? redisConnectUnixWithTimeout(host, redis_tv(connect_ms))
+		       : redisConnectWithTimeout(host, port, redis_tv(connect_ms));
+	if (ctx == NULL || ctx->err) {
+		snprintf(err, errlen, "redis: connect to %s failed: %s", r->cfg.address,
+			 ctx ? ctx->errstr : "out of memory");
+		goto fail;
+	}
+	if (redisSetTimeout(ctx, redis_tv(cmd_ms)) != REDIS_OK) {
+		snprintf(err, errlen, "redis: setting the timeout failed: %s", ctx->errstr);
+		goto fail;
+	}
+	if (r->cfg.password[0] &&
+	    redis_setup_cmd(ctx, "AUTH", err, errlen, "AUTH %s", r->cfg.password) < 0)
+		goto fail;
+	if (r->cfg.db != 0 &&
+	    redis_setup_cmd(ctx, "SELECT", err, errlen, "SELECT %lld", (long long)r->cfg.db) < 0)
+		goto fail;
+	r->ctx = ctx;
+	r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+	r->next_attempt_ms = 0;
+	return 0;
+fail:
+	if (ctx)
+		redisFree(ctx);
+	redis_drop(r, err);
+	return -1;
+}
+
+/* The open connection, or a new one unless the backoff says wait (ignored
+ * when force is set). Returns 0, or -1 with err set. */
+static int redis_ensure(struct kiln_redis *r, int force, int64_t connect_ms, int64_t cmd_ms,
+			char *err, size_t errlen)
+{
+	int64_t now = kiln_now_ms();
+
+	if (r->ctx)
+		return 0;
+	if (!force && now < r->next_attempt_ms) {
+		snprintf(err, errlen, "redis: unavailable, next attempt in %lld ms; last error: %s",
+			 (long long)(r->next_attempt_ms - now), r->last_err);
+		return -1;
+	}
+	return redis_connect(r, connect_ms, cmd_ms, err, errlen);
+}
+
+redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, const char *fmt,
+			       ...)
+{
+	struct redis_sigpipe sp;
+	redisReply *reply = NULL;
+	va_list ap;
+
+	redis_sigpipe_block(&sp);
+	if (redis_ensure(r, 0, redis_ms(r->cfg.connect_timeout_ms),
+			 redis_ms(r->cfg.command_timeout_ms), err, errlen) == 0) {
+		va_start(ap, fmt);
+		reply = redisvCommand(r->ctx, fmt, ap);
+		va_end(ap);
+		/* After a timeout or I/O error the stream is out of step with
+		 * the server: the connection cannot be reused. */
+		if (reply == NULL || r->ctx->err) {
+			snprintf(err, errlen, "redis: %s: %s", r->cfg.address,
+				 r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+			if (reply)
+				freeReplyObject(reply);
+			reply = NULL;
+			redis_drop(r, err);
+		}
+	}
+	redis_sigpipe_restore(&sp);
+	return reply;
+}
+
+/* PING with the socket timeout set to what is left of the deadline.
+ * Returns 0, or -1 with err set. */
+static int redis_ping_once(struct kiln_redis *r, int64_t deadline, char *err, size_t errlen)
+{
+	int64_t left = deadline - kiln_now_ms();
+	redisReply *reply;
+	int ok;
+
+	if (left <= 0) {
+		snprintf(err, errlen, "redis: %s: ping timed out", r->cfg.address);
+		return -1;
+	}
+	redisSetTimeout(r->ctx, redis_tv(left));
+	reply = redisCommand(r->ctx, "PING");
+	if (reply == NULL || r->ctx->err) {
+		snprintf(err, errlen, "redis: %s: ping failed: %s", r->cfg.address,
+			 r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+		if (reply)
+			freeReplyObject(reply);
+		redis_drop(r, err);
+		return -1;
+	}
+	ok = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
+	if (!ok)
+		snprintf(err, errlen, "redis: %s: ping answered '%s'", r->cfg.address,
+			 reply->str ? reply->str : "?");
+	freeReplyObject(reply);
+	redisSetTimeout(r->ctx, redis_tv(redis_ms(r->cfg.command_timeout_ms)));
+	return ok ? 0 : -1;
+}
+
+int kiln_redis_ping(struct kiln_redis *r, int64_t timeout_ms, char *err, size_t errlen)
+{
+	int64_t deadline = kiln_now_ms() + timeout_ms;
+	int64_t cms = redis_ms(r->cfg.connect_timeout_ms);
+	struct redis_sigpipe sp;
+	int rc = -1;
+
+	redis_sigpipe_block(&sp);
+	if (redis_ensure(r, 1, cms < timeout_ms ? cms : timeout_ms, timeout_ms, err, errlen) == 0)
+		rc = redis_ping_once(r, deadline, err, errlen);
+	redis_sigpipe_restore(&sp);
+	return rc;
+}
