@@ -111,7 +111,7 @@ struct cfg_state {
 	size_t nsections;
 	struct cfg_section *cur;
 	unsigned lineno;
-	char where[KILN_CFG_STR_MAX + 64]; /* "file:line" or "KILN_X_Y" */
+	char where[KILN_CFG_STR_MAX + 64]; /* "file:line", or the variable */
 	char *err;
 	size_t errlen;
 };
@@ -143,8 +143,10 @@ static const char *cfg_quote(char *out, size_t outlen, const char *s)
 
 	for (i = 0; s[i] && i < max; i++)
 		out[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
-	if (s[i])
-		memcpy(out + i, "...", 3), i += 3;
+	if (s[i]) {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
 	out[i] = '\0';
 	return out;
 }

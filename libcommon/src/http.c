@@ -12,8 +12,8 @@
 
 /* Largest Content-Length taken seriously: beyond it the value is junk. */
 #define HTTP_CONTENT_LENGTH_MAX (INT64_C(1) << 53)
-#define HTTP_READ_CHUNK 16384
-#define HTTP_HEADER_NAME_MAX 128
+#define HTTP_READ_CHUNK         16384
+#define HTTP_HEADER_NAME_MAX    128
 
 /* A zeroed kiln_buf has data == NULL; give it the empty string once, and
  * otherwise keep its allocation so a warm worker allocates nothing. */
@@ -83,7 +83,7 @@ static void http_new_request_id(char *out)
 
 	if (RAND_bytes(r, sizeof(r)) != 1) {
 		snprintf(out, KILN_REQUEST_ID_MAX + 1, "%016llx%08x%08x",
-			 (unsigned long long)kiln_wall_ms(), (unsigned int)getpid(), ++counter);
+		         (unsigned long long)kiln_wall_ms(), (unsigned int)getpid(), ++counter);
 		return;
 	}
 	for (i = 0; i < sizeof(r); i++)
@@ -164,7 +164,7 @@ static void http_resp_reset(struct kiln_resp *resp)
 }
 
 int kiln_req_init(struct kiln_req *req, char **envp, kiln_body_read_fn read, void *read_ctx,
-		  int64_t max_body)
+                  int64_t max_body)
 {
 	const char *id;
 
@@ -427,32 +427,32 @@ const char *kiln_http_reason(int status)
 		int status;
 		const char *reason;
 	} reasons[] = {
-		{200, "OK"},
-		{201, "Created"},
-		{202, "Accepted"},
-		{204, "No Content"},
-		{301, "Moved Permanently"},
-		{302, "Found"},
-		{304, "Not Modified"},
-		{400, "Bad Request"},
-		{401, "Unauthorized"},
-		{403, "Forbidden"},
-		{404, "Not Found"},
-		{405, "Method Not Allowed"},
-		{406, "Not Acceptable"},
-		{409, "Conflict"},
-		{410, "Gone"},
-		{412, "Precondition Failed"},
-		{413, "Content Too Large"},
-		{415, "Unsupported Media Type"},
-		{422, "Unprocessable Content"},
-		{428, "Precondition Required"},
-		{429, "Too Many Requests"},
-		{500, "Internal Server Error"},
-		{501, "Not Implemented"},
-		{502, "Bad Gateway"},
-		{503, "Service Unavailable"},
-		{504, "Gateway Timeout"},
+	    {200, "OK"},
+	    {201, "Created"},
+	    {202, "Accepted"},
+	    {204, "No Content"},
+	    {301, "Moved Permanently"},
+	    {302, "Found"},
+	    {304, "Not Modified"},
+	    {400, "Bad Request"},
+	    {401, "Unauthorized"},
+	    {403, "Forbidden"},
+	    {404, "Not Found"},
+	    {405, "Method Not Allowed"},
+	    {406, "Not Acceptable"},
+	    {409, "Conflict"},
+	    {410, "Gone"},
+	    {412, "Precondition Failed"},
+	    {413, "Content Too Large"},
+	    {415, "Unsupported Media Type"},
+	    {422, "Unprocessable Content"},
+	    {428, "Precondition Required"},
+	    {429, "Too Many Requests"},
+	    {500, "Internal Server Error"},
+	    {501, "Not Implemented"},
+	    {502, "Bad Gateway"},
+	    {503, "Service Unavailable"},
+	    {504, "Gateway Timeout"},
 	};
 	size_t i;
 
@@ -494,7 +494,7 @@ static int http_field_value_ok(const char *s)
 static int http_header_reserved(const char *name)
 {
 	static const char *const reserved[] = {"Status", "Content-Type", "Content-Length",
-					       "X-Request-ID"};
+	                                       "X-Request-ID"};
 	size_t i;
 
 	for (i = 0; i < KILN_ARRAY_LEN(reserved); i++) {
@@ -523,7 +523,7 @@ int kiln_resp_header(struct kiln_req *req, const char *name, const char *value)
 }
 
 int kiln_resp_body(struct kiln_req *req, int status, const char *content_type, const void *body,
-		   size_t len)
+                   size_t len)
 {
 	struct kiln_resp *r = &req->resp;
 
@@ -572,8 +572,8 @@ static int http_problem_errors(struct kiln_buf *b, const struct kiln_field_error
 
 /* Write the problem+json document into b. Returns 0, or -1 when out of memory. */
 static int http_problem_build(struct kiln_buf *b, int status, const char *type, const char *title,
-			      const char *detail, const struct kiln_field_errors *errors,
-			      const char *request_id)
+                              const char *detail, const struct kiln_field_errors *errors,
+                              const char *request_id)
 {
 	int rc = 0;
 
@@ -591,7 +591,7 @@ static int http_problem_build(struct kiln_buf *b, int status, const char *type, 
 }
 
 int kiln_problem_typed(struct kiln_req *req, int status, const char *type, const char *title,
-		       const char *detail, const struct kiln_field_errors *errors)
+                       const char *detail, const struct kiln_field_errors *errors)
 {
 	struct kiln_resp *r = &req->resp;
 
@@ -604,7 +604,7 @@ int kiln_problem_typed(struct kiln_req *req, int status, const char *type, const
 }
 
 int kiln_problem(struct kiln_req *req, int status, const char *detail,
-		 const struct kiln_field_errors *errors)
+                 const struct kiln_field_errors *errors)
 {
 	return kiln_problem_typed(req, status, NULL, NULL, detail, errors);
 }
@@ -616,8 +616,8 @@ static int http_status_has_body(int status)
 }
 
 static int http_serialize(const struct kiln_req *req, int status, const struct kiln_buf *headers,
-			  const char *content_type, const struct kiln_buf *body,
-			  struct kiln_buf *out)
+                          const char *content_type, const struct kiln_buf *body,
+                          struct kiln_buf *out)
 {
 	int has_body = http_status_has_body(status);
 	int rc = 0;
@@ -647,8 +647,8 @@ int kiln_resp_serialize(const struct kiln_req *req, struct kiln_buf *out)
 	/* A handler that never answered is a server bug: say so, drop the rest. */
 	kiln_buf_init(&none);
 	kiln_buf_init(&problem);
-	rc = http_problem_build(&problem, 500, NULL, NULL, "the handler produced no response",
-				NULL, req->request_id);
+	rc = http_problem_build(&problem, 500, NULL, NULL, "the handler produced no response", NULL,
+	                        req->request_id);
 	if (rc == 0)
 		rc = http_serialize(req, 500, &none, "application/problem+json", &problem, out);
 	kiln_buf_free(&problem);

@@ -42,7 +42,7 @@ void kiln_field_error_add(struct kiln_field_errors *errs, const char *field, con
 }
 
 static void json_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void json_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -283,7 +283,7 @@ static int json_scan_report(const struct json_scan *sc, char *err, size_t errlen
 /* Run json-c over text already known to be lexically valid and within
  * max_depth containers; json-c needs one level more for the leaves. */
 static json_object *json_build(const char *text, size_t len, int max_depth, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	struct json_tokener *tok = json_tokener_new_ex(max_depth + 1);
 	enum json_tokener_error jerr;
@@ -321,8 +321,7 @@ static json_object *json_build(const char *text, size_t len, int max_depth, char
 	return NULL;
 }
 
-json_object *kiln_json_parse(const char *text, size_t len, int max_depth, char *err,
-			     size_t errlen)
+json_object *kiln_json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen)
 {
 	struct json_scan sc = {(const unsigned char *)text, len, 0, JSON_SCAN_OK, 0, 0};
 	const char *nul;
@@ -347,13 +346,13 @@ json_object *kiln_json_parse(const char *text, size_t len, int max_depth, char *
 		return NULL;
 	}
 	return json_build(text, len, sc.max_depth < (int)len ? sc.max_depth : (int)len, err,
-			  errlen);
+	                  errlen);
 }
 
 /* The member named field of obj. Returns 0 with *v set when present, 1 when
  * absent and optional, -1 after recording the error. */
 static int json_member(json_object *obj, const char *field, int required, json_object **v,
-		       struct kiln_field_errors *errs)
+                       struct kiln_field_errors *errs)
 {
 	if (!json_object_is_type(obj, json_type_object)) {
 		kiln_field_error_add(errs, "", "must be a JSON object");
@@ -368,7 +367,7 @@ static int json_member(json_object *obj, const char *field, int required, json_o
 }
 
 int kiln_json_string(json_object *obj, const char *field, int required, size_t min_len,
-		     size_t max_len, const char **out, struct kiln_field_errors *errs)
+                     size_t max_len, const char **out, struct kiln_field_errors *errs)
 {
 	char reason[sizeof(errs->e[0].reason)];
 	json_object *v;
@@ -393,7 +392,7 @@ int kiln_json_string(json_object *obj, const char *field, int required, size_t m
 			snprintf(reason, sizeof(reason), "must be at most %zu bytes", max_len);
 		else
 			snprintf(reason, sizeof(reason), "must be %zu to %zu bytes", min_len,
-				 max_len);
+			         max_len);
 		kiln_field_error_add(errs, field, reason);
 		return -1;
 	}
@@ -414,7 +413,7 @@ static int json_int64_exact(json_object *v, int64_t *out)
 }
 
 int kiln_json_int(json_object *obj, const char *field, int required, int64_t min, int64_t max,
-		  int64_t *out, struct kiln_field_errors *errs)
+                  int64_t *out, struct kiln_field_errors *errs)
 {
 	char reason[sizeof(errs->e[0].reason)];
 	json_object *v;
@@ -429,7 +428,7 @@ int kiln_json_int(json_object *obj, const char *field, int required, int64_t min
 	}
 	if (x < min || x > max) {
 		snprintf(reason, sizeof(reason), "must be between %lld and %lld", (long long)min,
-			 (long long)max);
+		         (long long)max);
 		kiln_field_error_add(errs, field, reason);
 		return -1;
 	}
@@ -438,7 +437,7 @@ int kiln_json_int(json_object *obj, const char *field, int required, int64_t min
 }
 
 int kiln_json_bool(json_object *obj, const char *field, int required, int *out,
-		   struct kiln_field_errors *errs)
+                   struct kiln_field_errors *errs)
 {
 	json_object *v;
 	int rc = json_member(obj, field, required, &v, errs);
@@ -490,7 +489,7 @@ const char *kiln_json_text(json_object *obj, size_t *len)
 	const char *s;
 
 	s = json_object_to_json_string_length(
-		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 	if (len)
 		*len = n;
 	return s;

@@ -80,7 +80,7 @@ static void allow_add(struct kiln_match *m, const char *method)
 /* Fill m->allow with the methods whose pattern matches path. Returns the
  * number of matching routes. */
 static int route_collect_allow(const struct kiln_route *routes, size_t n, const char *path,
-			       struct kiln_match *m)
+                               struct kiln_match *m)
 {
 	int found = 0;
 	size_t i;
@@ -101,7 +101,7 @@ static int route_collect_allow(const struct kiln_route *routes, size_t n, const 
 }
 
 int kiln_router_match(const struct kiln_route *routes, size_t n, const char *method,
-		      const char *path, struct kiln_match *m)
+                      const char *path, struct kiln_match *m)
 {
 	size_t i;
 
@@ -202,8 +202,8 @@ int kiln_router_check(const struct kiln_route *routes, size_t n, char *err, size
 			continue;
 		if (err && errlen)
 			snprintf(err, errlen, "route %zu \"%s %s\": %s", i,
-				 routes[i].method ? routes[i].method : "(null)",
-				 routes[i].pattern ? routes[i].pattern : "(null)", why);
+			         routes[i].method ? routes[i].method : "(null)",
+			         routes[i].pattern ? routes[i].pattern : "(null)", why);
 		return -1;
 	}
 	return 0;

@@ -90,7 +90,7 @@ static void respond(struct kiln_req *req, int init_rc, int status_seed)
 		kiln_problem(req, init_rc, req->body.data, NULL);
 	else
 		kiln_resp_body(req, statuses[status_seed % 8], "text/plain", req->body.data,
-			       req->body.len);
+		               req->body.len);
 	if (kiln_resp_serialize(req, &out) != 0)
 		abort();
 	check_serialized(&out);

@@ -17,17 +17,17 @@ static int handler(struct kiln_req *req)
 }
 
 static const struct kiln_route routes[] = {
-	{"GET", "/", handler},
-	{"GET", "/api/v1/exercises", handler},
-	{"POST", "/api/v1/exercises", handler},
-	{"GET", "/api/v1/exercises/{id}", handler},
-	{"PUT", "/api/v1/exercises/{id}", handler},
-	{"DELETE", "/api/v1/exercises/{id}", handler},
-	{"GET", "/api/v1/users/{user}/submissions/{id}", handler},
-	{"OPTIONS", "/api/v1/users/{user}", handler},
-	{"POST", "/auth/login", handler},
-	{"GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", handler},
-	{"GET", "/dir/", handler},
+    {"GET", "/", handler},
+    {"GET", "/api/v1/exercises", handler},
+    {"POST", "/api/v1/exercises", handler},
+    {"GET", "/api/v1/exercises/{id}", handler},
+    {"PUT", "/api/v1/exercises/{id}", handler},
+    {"DELETE", "/api/v1/exercises/{id}", handler},
+    {"GET", "/api/v1/users/{user}/submissions/{id}", handler},
+    {"OPTIONS", "/api/v1/users/{user}", handler},
+    {"POST", "/auth/login", handler},
+    {"GET", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", handler},
+    {"GET", "/dir/", handler},
 };
 
 static void check_match(int rc, const char *method, const struct kiln_match *m)

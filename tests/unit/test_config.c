@@ -366,6 +366,10 @@ static void test_password_file_in_credentials_directory(void **state)
 	/* Without it, the name is relative to the config file's directory. */
 	assert_int_equal(kiln_config_load(&cfg, conf, "api", err, sizeof(err)), -1);
 	assert_contains(err, "[database] password_file: cannot read '/tmp/kiln-test-");
+	unlink(conf);
+	write_temp(conf, sizeof(conf), dir, text);
+	assert_int_equal(kiln_config_load(&cfg, conf, "api", err, sizeof(err)), 0);
+	assert_string_equal(cfg.database.password, "s3cret");
 	unlink(secret);
 	unlink(conf);
 	rmdir(dir);

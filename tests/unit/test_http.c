@@ -58,14 +58,14 @@ static void test_init_reads_the_environment(void **state)
 {
 	struct kiln_req *req = *state;
 	char *env[] = {"REQUEST_METHOD=GET",
-		       "DOCUMENT_URI=/api/v1/exercises",
-		       "REQUEST_URI=/api/v1/exercises?page=2",
-		       "QUERY_STRING=page=2",
-		       "REMOTE_ADDR=192.0.2.1",
-		       "CONTENT_TYPE=application/json",
-		       "HTTP_X_REQUEST_ID=abc.DEF_123-x",
-		       "HTTP_USER_AGENT=test/1",
-		       NULL};
+	               "DOCUMENT_URI=/api/v1/exercises",
+	               "REQUEST_URI=/api/v1/exercises?page=2",
+	               "QUERY_STRING=page=2",
+	               "REMOTE_ADDR=192.0.2.1",
+	               "CONTENT_TYPE=application/json",
+	               "HTTP_X_REQUEST_ID=abc.DEF_123-x",
+	               "HTTP_USER_AGENT=test/1",
+	               NULL};
 
 	assert_int_equal(kiln_req_init(req, env, NULL, NULL, 1024), 0);
 	assert_string_equal(req->method, "GET");
@@ -128,9 +128,9 @@ static void test_init_without_method_is_400(void **state)
 static void test_malformed_request_id_is_replaced(void **state)
 {
 	static const char *const bad[] = {
-		"HTTP_X_REQUEST_ID=has space", "HTTP_X_REQUEST_ID=", "HTTP_X_REQUEST_ID=a\"b",
-		"HTTP_X_REQUEST_ID=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		"HTTP_OTHER=x"};
+	    "HTTP_X_REQUEST_ID=has space", "HTTP_X_REQUEST_ID=", "HTTP_X_REQUEST_ID=a\"b",
+	    "HTTP_X_REQUEST_ID=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "HTTP_OTHER=x"};
 	struct kiln_req *req = *state;
 	char *env[] = {"REQUEST_METHOD=GET", NULL, NULL};
 	char first[KILN_REQUEST_ID_MAX + 1] = "";
@@ -146,7 +146,8 @@ static void test_malformed_request_id_is_replaced(void **state)
 		strcpy(first, req->request_id);
 	}
 	/* Exactly 64 characters is still well-formed. */
-	env[1] = "HTTP_X_REQUEST_ID=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	env[1] =
+	    "HTTP_X_REQUEST_ID=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 	assert_int_equal(kiln_req_init(req, env, NULL, NULL, 0), 0);
 	assert_int_equal(strlen(req->request_id), 64);
 }
@@ -154,18 +155,18 @@ static void test_malformed_request_id_is_replaced(void **state)
 static void test_traceparent_valid_and_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0",
-		"HTTP_TRACEPARENT=01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		"HTTP_TRACEPARENT=00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
-		"HTTP_TRACEPARENT=00-00000000000000000000000000000000-b7ad6b7169203331-01",
-		"HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
-		"HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331-01",
-		"HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
-		"HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-"};
+	    "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0",
+	    "HTTP_TRACEPARENT=01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	    "HTTP_TRACEPARENT=00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+	    "HTTP_TRACEPARENT=00-00000000000000000000000000000000-b7ad6b7169203331-01",
+	    "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+	    "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331-01",
+	    "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
+	    "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-"};
 	struct kiln_req *req = *state;
 	char *env[] = {"REQUEST_METHOD=GET",
-		       "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		       NULL};
+	               "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	               NULL};
 	size_t i;
 
 	assert_int_equal(kiln_req_init(req, env, NULL, NULL, 0), 0);
@@ -184,17 +185,17 @@ static void test_content_length_is_validated(void **state)
 		int rc;
 		int64_t len;
 	} cases[] = {
-		{"CONTENT_LENGTH=", 0, -1},
-		{"CONTENT_LENGTH=0", 0, 0},
-		{"CONTENT_LENGTH=100", 0, 100},
-		{"CONTENT_LENGTH=101", 413, 101},
-		{"CONTENT_LENGTH=9007199254740992", 413, 9007199254740992},
-		{"CONTENT_LENGTH=9007199254740993", 400, -1},
-		{"CONTENT_LENGTH=99999999999999999999999", 400, -1},
-		{"CONTENT_LENGTH=-1", 400, -1},
-		{"CONTENT_LENGTH=+5", 400, -1},
-		{"CONTENT_LENGTH= 5", 400, -1},
-		{"CONTENT_LENGTH=5x", 400, -1},
+	    {"CONTENT_LENGTH=", 0, -1},
+	    {"CONTENT_LENGTH=0", 0, 0},
+	    {"CONTENT_LENGTH=100", 0, 100},
+	    {"CONTENT_LENGTH=101", 413, 101},
+	    {"CONTENT_LENGTH=9007199254740992", 413, 9007199254740992},
+	    {"CONTENT_LENGTH=9007199254740993", 400, -1},
+	    {"CONTENT_LENGTH=99999999999999999999999", 400, -1},
+	    {"CONTENT_LENGTH=-1", 400, -1},
+	    {"CONTENT_LENGTH=+5", 400, -1},
+	    {"CONTENT_LENGTH= 5", 400, -1},
+	    {"CONTENT_LENGTH=5x", 400, -1},
 	};
 	struct kiln_req *req = *state;
 	char *env[] = {"REQUEST_METHOD=POST", NULL, NULL};
@@ -209,7 +210,7 @@ static void test_content_length_is_validated(void **state)
 }
 
 static int init_with_body(struct kiln_req *req, const char *cl, struct fake_body *f,
-			  int64_t max_body)
+                          int64_t max_body)
 {
 	char *env[] = {"REQUEST_METHOD=POST", (char *)cl, NULL};
 
@@ -323,8 +324,8 @@ static void test_query_duplicate_returns_first(void **state)
 
 static void test_query_rejects_bad_escapes(void **state)
 {
-	static const char *const bad[] = {"a=%G1", "a=%4", "a=%", "%zz=1", "a=%00", "a%00=1",
-					  "a=%4g"};
+	static const char *const bad[] = {"a=%G1", "a=%4",   "a=%",  "%zz=1",
+	                                  "a=%00", "a%00=1", "a=%4g"};
 	struct kiln_query q;
 	size_t i;
 
@@ -421,9 +422,9 @@ static void test_problem_typed_omits_empty_members(void **state)
 	json_object *doc, *v;
 
 	assert_int_equal(kiln_req_init(req, env, NULL, NULL, 0), 0);
-	assert_int_equal(kiln_problem_typed(req, 409, "https://kiln.example/conflict",
-					    "Slug taken", NULL, &none),
-			 0);
+	assert_int_equal(kiln_problem_typed(req, 409, "https://kiln.example/conflict", "Slug taken",
+	                                    NULL, &none),
+	                 0);
 	doc = json_tokener_parse(req->resp.body.data);
 	assert_non_null(doc);
 	assert_true(json_object_object_get_ex(doc, "type", &v));
@@ -448,12 +449,12 @@ static void test_serialize_normal_response(void **state)
 	assert_int_equal(kiln_resp_json_text(req, 200, "{\"a\":1}", 7), 0);
 	assert_int_equal(kiln_resp_serialize(req, &out), 0);
 	assert_string_equal(out.data, "Status: 200 OK\r\n"
-				      "ETag: \"v1\"\r\n"
-				      "Content-Type: application/json\r\n"
-				      "Content-Length: 7\r\n"
-				      "X-Request-ID: r1\r\n"
-				      "\r\n"
-				      "{\"a\":1}");
+	                              "ETag: \"v1\"\r\n"
+	                              "Content-Type: application/json\r\n"
+	                              "Content-Length: 7\r\n"
+	                              "X-Request-ID: r1\r\n"
+	                              "\r\n"
+	                              "{\"a\":1}");
 	assert_int_equal(kiln_resp_body(req, 404, "text/plain", "no", 2), 0);
 	assert_int_equal(kiln_resp_serialize(req, &out), 0);
 	assert_non_null(strstr(out.data, "Status: 404 Not Found\r\n"));
@@ -472,10 +473,10 @@ static void test_serialize_head_keeps_length_drops_body(void **state)
 	assert_int_equal(kiln_resp_body(req, 200, "text/plain", "hello", 5), 0);
 	assert_int_equal(kiln_resp_serialize(req, &out), 0);
 	assert_string_equal(out.data, "Status: 200 OK\r\n"
-				      "Content-Type: text/plain\r\n"
-				      "Content-Length: 5\r\n"
-				      "X-Request-ID: r2\r\n"
-				      "\r\n");
+	                              "Content-Type: text/plain\r\n"
+	                              "Content-Length: 5\r\n"
+	                              "X-Request-ID: r2\r\n"
+	                              "\r\n");
 	kiln_buf_free(&out);
 }
 
@@ -531,31 +532,31 @@ static void test_reason_phrases(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		REQ_TEST(test_init_reads_the_environment),
-		REQ_TEST(test_init_defaults_when_absent),
-		REQ_TEST(test_init_cuts_path_from_request_uri),
-		REQ_TEST(test_init_without_method_is_400),
-		REQ_TEST(test_malformed_request_id_is_replaced),
-		REQ_TEST(test_traceparent_valid_and_invalid),
-		REQ_TEST(test_content_length_is_validated),
-		REQ_TEST(test_body_exact_length),
-		REQ_TEST(test_body_short_is_400),
-		REQ_TEST(test_body_read_error_is_500),
-		REQ_TEST(test_body_unknown_length_over_limit_is_413),
-		REQ_TEST(test_body_unknown_length_at_limit_is_ok),
-		REQ_TEST(test_body_buffer_is_reused),
-		cmocka_unit_test(test_query_decodes),
-		cmocka_unit_test(test_query_duplicate_returns_first),
-		cmocka_unit_test(test_query_rejects_bad_escapes),
-		cmocka_unit_test(test_query_limits),
-		REQ_TEST(test_resp_header_refuses_crlf),
-		REQ_TEST(test_problem_json_has_every_member),
-		REQ_TEST(test_problem_typed_omits_empty_members),
-		REQ_TEST(test_serialize_normal_response),
-		REQ_TEST(test_serialize_head_keeps_length_drops_body),
-		REQ_TEST(test_serialize_status_zero_is_500_problem),
-		REQ_TEST(test_serialize_204_has_no_length),
-		cmocka_unit_test(test_reason_phrases),
+	    REQ_TEST(test_init_reads_the_environment),
+	    REQ_TEST(test_init_defaults_when_absent),
+	    REQ_TEST(test_init_cuts_path_from_request_uri),
+	    REQ_TEST(test_init_without_method_is_400),
+	    REQ_TEST(test_malformed_request_id_is_replaced),
+	    REQ_TEST(test_traceparent_valid_and_invalid),
+	    REQ_TEST(test_content_length_is_validated),
+	    REQ_TEST(test_body_exact_length),
+	    REQ_TEST(test_body_short_is_400),
+	    REQ_TEST(test_body_read_error_is_500),
+	    REQ_TEST(test_body_unknown_length_over_limit_is_413),
+	    REQ_TEST(test_body_unknown_length_at_limit_is_ok),
+	    REQ_TEST(test_body_buffer_is_reused),
+	    cmocka_unit_test(test_query_decodes),
+	    cmocka_unit_test(test_query_duplicate_returns_first),
+	    cmocka_unit_test(test_query_rejects_bad_escapes),
+	    cmocka_unit_test(test_query_limits),
+	    REQ_TEST(test_resp_header_refuses_crlf),
+	    REQ_TEST(test_problem_json_has_every_member),
+	    REQ_TEST(test_problem_typed_omits_empty_members),
+	    REQ_TEST(test_serialize_normal_response),
+	    REQ_TEST(test_serialize_head_keeps_length_drops_body),
+	    REQ_TEST(test_serialize_status_zero_is_500_problem),
+	    REQ_TEST(test_serialize_204_has_no_length),
+	    cmocka_unit_test(test_reason_phrases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,11 +39,11 @@ static void assert_parse_error(const char *text, size_t len, const char *want)
 static void test_parse_accepts_any_value(void **state)
 {
 	static const char *const ok[] = {
-		"{}",    " {\"a\": [1, 2.5, -0, 1e3, \"x\", true, false, null]}\r\n",
-		"[]",    "\"text \\u00e9 \\ud83d\\ude00 \\/\"",
-		"42",    "-9223372036854775808",
-		"true",  "9223372036854775807",
-		"0.5e-3", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
+	    "{}",     " {\"a\": [1, 2.5, -0, 1e3, \"x\", true, false, null]}\r\n",
+	    "[]",     "\"text \\u00e9 \\ud83d\\ude00 \\/\"",
+	    "42",     "-9223372036854775808",
+	    "true",   "9223372036854775807",
+	    "0.5e-3", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
 	};
 	json_object *o;
 	size_t i;
@@ -73,24 +73,15 @@ static void test_parse_rejects_bad_syntax(void **state)
 		const char *text;
 		const char *err;
 	} cases[] = {
-		{"{", "invalid JSON at byte 1"},
-		{"[1,]", "invalid JSON at byte 3"},
-		{"NaN", "invalid JSON at byte 0"},
-		{"[Infinity]", "invalid JSON at byte 1"},
-		{"[1.]", "invalid JSON at byte 3"},
-		{"01", "invalid JSON at byte 1"},
-		{"-01", "invalid JSON at byte 2"},
-		{"1e", "invalid JSON at byte 2"},
-		{"'a'", "invalid JSON at byte 0"},
-		{"\"a\tb\"", "invalid JSON at byte 2"},
-		{"\"\\x\"", "invalid JSON at byte 1"},
-		{"\"\\u12g4\"", "invalid JSON at byte 1"},
-		{"\"abc", "invalid JSON at byte 4"},
-		{"tru", "invalid JSON at byte 0"},
-		{"True", "invalid JSON at byte 0"},
-		{"{\"a\" 1}", "invalid JSON at byte 5"},
-		{"/*c*/1", "invalid JSON at byte 0"},
-		{"   ", "invalid JSON at byte 3"},
+	    {"{", "invalid JSON at byte 1"},       {"[1,]", "invalid JSON at byte 3"},
+	    {"NaN", "invalid JSON at byte 0"},     {"[Infinity]", "invalid JSON at byte 1"},
+	    {"[1.]", "invalid JSON at byte 3"},    {"01", "invalid JSON at byte 1"},
+	    {"-01", "invalid JSON at byte 2"},     {"1e", "invalid JSON at byte 2"},
+	    {"'a'", "invalid JSON at byte 0"},     {"\"a\tb\"", "invalid JSON at byte 2"},
+	    {"\"\\x\"", "invalid JSON at byte 1"}, {"\"\\u12g4\"", "invalid JSON at byte 1"},
+	    {"\"abc", "invalid JSON at byte 4"},   {"tru", "invalid JSON at byte 0"},
+	    {"True", "invalid JSON at byte 0"},    {"{\"a\" 1}", "invalid JSON at byte 5"},
+	    {"/*c*/1", "invalid JSON at byte 0"},  {"   ", "invalid JSON at byte 3"},
 	};
 	size_t i;
 
@@ -155,7 +146,8 @@ static void test_parse_rejects_integer_overflow(void **state)
 
 static void test_string_getter(void **state)
 {
-	json_object *o = parse_ok("{\"title\":\"Loops\",\"n\":3,\"empty\":\"\",\"nul\":\"a\\u0000b\"}");
+	json_object *o =
+	    parse_ok("{\"title\":\"Loops\",\"n\":3,\"empty\":\"\",\"nul\":\"a\\u0000b\"}");
 	struct kiln_field_errors errs = {0};
 	const char *s = NULL;
 
@@ -183,7 +175,7 @@ static void test_string_getter(void **state)
 static void test_int_getter(void **state)
 {
 	json_object *o = parse_ok("{\"d\":3,\"f\":3.0,\"s\":\"3\",\"big\":9223372036854775807,"
-				  "\"neg\":-9223372036854775808,\"nul\":null}");
+	                          "\"neg\":-9223372036854775808,\"nul\":null}");
 	struct kiln_field_errors errs = {0};
 	int64_t v = 0;
 
@@ -311,21 +303,21 @@ static void test_text_is_compact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_accepts_any_value),
-		cmocka_unit_test(test_parse_rejects_trailing_garbage),
-		cmocka_unit_test(test_parse_rejects_bad_syntax),
-		cmocka_unit_test(test_parse_rejects_empty_and_nul),
-		cmocka_unit_test(test_parse_rejects_bad_utf8),
-		cmocka_unit_test(test_parse_rejects_too_deep),
-		cmocka_unit_test(test_parse_rejects_integer_overflow),
-		cmocka_unit_test(test_string_getter),
-		cmocka_unit_test(test_int_getter),
-		cmocka_unit_test(test_int_getter_rejects_saturated_uint64),
-		cmocka_unit_test(test_bool_getter),
-		cmocka_unit_test(test_getters_need_an_object),
-		cmocka_unit_test(test_only_reports_unknown_members),
-		cmocka_unit_test(test_errors_stop_at_capacity),
-		cmocka_unit_test(test_text_is_compact),
+	    cmocka_unit_test(test_parse_accepts_any_value),
+	    cmocka_unit_test(test_parse_rejects_trailing_garbage),
+	    cmocka_unit_test(test_parse_rejects_bad_syntax),
+	    cmocka_unit_test(test_parse_rejects_empty_and_nul),
+	    cmocka_unit_test(test_parse_rejects_bad_utf8),
+	    cmocka_unit_test(test_parse_rejects_too_deep),
+	    cmocka_unit_test(test_parse_rejects_integer_overflow),
+	    cmocka_unit_test(test_string_getter),
+	    cmocka_unit_test(test_int_getter),
+	    cmocka_unit_test(test_int_getter_rejects_saturated_uint64),
+	    cmocka_unit_test(test_bool_getter),
+	    cmocka_unit_test(test_getters_need_an_object),
+	    cmocka_unit_test(test_only_reports_unknown_members),
+	    cmocka_unit_test(test_errors_stop_at_capacity),
+	    cmocka_unit_test(test_text_is_compact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,15 +17,15 @@ static int handler(struct kiln_req *req)
 }
 
 static const struct kiln_route routes[] = {
-	{"GET", "/", handler},
-	{"GET", "/api/v1/exercises", handler},
-	{"POST", "/api/v1/exercises", handler},
-	{"GET", "/api/v1/exercises/{id}", handler},
-	{"PUT", "/api/v1/exercises/{id}", handler},
-	{"DELETE", "/api/v1/exercises/{id}", handler},
-	{"GET", "/api/v1/users/{user_id}/submissions/{sub_id}", handler},
-	{"POST", "/auth/login", handler},
-	{"GET", "/dir/", handler},
+    {"GET", "/", handler},
+    {"GET", "/api/v1/exercises", handler},
+    {"POST", "/api/v1/exercises", handler},
+    {"GET", "/api/v1/exercises/{id}", handler},
+    {"PUT", "/api/v1/exercises/{id}", handler},
+    {"DELETE", "/api/v1/exercises/{id}", handler},
+    {"GET", "/api/v1/users/{user_id}/submissions/{sub_id}", handler},
+    {"POST", "/auth/login", handler},
+    {"GET", "/dir/", handler},
 };
 #define NROUTES KILN_ARRAY_LEN(routes)
 
@@ -96,31 +96,26 @@ static void test_wrong_method_is_405_with_allow(void **state)
 	struct kiln_match m;
 
 	(void)state;
-	assert_int_equal(match("PATCH", "/api/v1/exercises/5", &m),
-			 KILN_ROUTE_METHOD_NOT_ALLOWED);
+	assert_int_equal(match("PATCH", "/api/v1/exercises/5", &m), KILN_ROUTE_METHOD_NOT_ALLOWED);
 	assert_string_equal(m.allow, "GET, HEAD, PUT, DELETE, OPTIONS");
 	assert_int_equal(m.nparams, 0);
 	assert_int_equal(match("GET", "/auth/login", &m), KILN_ROUTE_METHOD_NOT_ALLOWED);
 	assert_string_equal(m.allow, "POST, OPTIONS");
-	assert_int_equal(match("OPTIONS", "/api/v1/exercises", &m),
-			 KILN_ROUTE_METHOD_NOT_ALLOWED);
+	assert_int_equal(match("OPTIONS", "/api/v1/exercises", &m), KILN_ROUTE_METHOD_NOT_ALLOWED);
 	assert_string_equal(m.allow, "GET, HEAD, POST, OPTIONS");
 }
 
 static void test_allow_has_no_duplicates(void **state)
 {
 	static const struct kiln_route dup[] = {
-		{"GET", "/a/{x}", handler},
-		{"GET", "/a/b", handler},
-		{"HEAD", "/a/b", handler},
-		{"OPTIONS", "/a/b", handler},
-		{"POST", "/a/{y}", handler},
+	    {"GET", "/a/{x}", handler},   {"GET", "/a/b", handler},    {"HEAD", "/a/b", handler},
+	    {"OPTIONS", "/a/b", handler}, {"POST", "/a/{y}", handler},
 	};
 	struct kiln_match m;
 
 	(void)state;
 	assert_int_equal(kiln_router_match(dup, KILN_ARRAY_LEN(dup), "PUT", "/a/b", &m),
-			 KILN_ROUTE_METHOD_NOT_ALLOWED);
+	                 KILN_ROUTE_METHOD_NOT_ALLOWED);
 	assert_string_equal(m.allow, "GET, HEAD, POST, OPTIONS");
 }
 
@@ -198,9 +193,8 @@ static void test_check_accepts_good_table(void **state)
 static void test_check_rejects_bad_patterns(void **state)
 {
 	static const char *const bad[] = {
-		"api/x",          "/x/{id",         "/x/id}",     "/x/{Id}",
-		"/x/{1d}",        "/x/{}",          "/x/a{id}",   "/x/{id}b",
-		"/x/{a-b}",       "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}",
+	    "api/x", "/x/{id",   "/x/id}",   "/x/{Id}",  "/x/{1d}",
+	    "/x/{}", "/x/a{id}", "/x/{id}b", "/x/{a-b}", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}",
 	};
 	struct kiln_route r[2] = {{"GET", "/ok", handler}, {"GET", NULL, handler}};
 	char err[256];
@@ -232,21 +226,21 @@ static void test_check_rejects_bad_method(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_literal_path_matches_its_route),
-		cmocka_unit_test(test_root_matches_only_root),
-		cmocka_unit_test(test_param_is_extracted),
-		cmocka_unit_test(test_multiple_params_are_extracted),
-		cmocka_unit_test(test_unknown_path_is_404),
-		cmocka_unit_test(test_wrong_method_is_405_with_allow),
-		cmocka_unit_test(test_allow_has_no_duplicates),
-		cmocka_unit_test(test_head_matches_get_route),
-		cmocka_unit_test(test_method_is_case_sensitive),
-		cmocka_unit_test(test_trailing_slash_is_significant),
-		cmocka_unit_test(test_empty_segment_does_not_match_param),
-		cmocka_unit_test(test_param_store_overflow_is_not_found),
-		cmocka_unit_test(test_check_accepts_good_table),
-		cmocka_unit_test(test_check_rejects_bad_patterns),
-		cmocka_unit_test(test_check_rejects_bad_method),
+	    cmocka_unit_test(test_literal_path_matches_its_route),
+	    cmocka_unit_test(test_root_matches_only_root),
+	    cmocka_unit_test(test_param_is_extracted),
+	    cmocka_unit_test(test_multiple_params_are_extracted),
+	    cmocka_unit_test(test_unknown_path_is_404),
+	    cmocka_unit_test(test_wrong_method_is_405_with_allow),
+	    cmocka_unit_test(test_allow_has_no_duplicates),
+	    cmocka_unit_test(test_head_matches_get_route),
+	    cmocka_unit_test(test_method_is_case_sensitive),
+	    cmocka_unit_test(test_trailing_slash_is_significant),
+	    cmocka_unit_test(test_empty_segment_does_not_match_param),
+	    cmocka_unit_test(test_param_store_overflow_is_not_found),
+	    cmocka_unit_test(test_check_accepts_good_table),
+	    cmocka_unit_test(test_check_rejects_bad_patterns),
+	    cmocka_unit_test(test_check_rejects_bad_method),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
