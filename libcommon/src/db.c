@@ -15,13 +15,13 @@
 #include "kiln/db.h"
 #include "kiln/util.h"
 
-#define DB_BACKOFF_MIN_MS 50
-#define DB_BACKOFF_MAX_MS 2000
+#define DB_BACKOFF_MIN_MS  50
+#define DB_BACKOFF_MAX_MS  2000
 #define DB_CANCEL_DRAIN_MS 100
 /* Used when the config leaves a timeout at 0: every wait stays bounded. */
-#define DB_DEFAULT_CONNECT_MS 5000
+#define DB_DEFAULT_CONNECT_MS   5000
 #define DB_DEFAULT_STATEMENT_MS 30000
-#define DB_ERR_PREFIX "postgresql: "
+#define DB_ERR_PREFIX           "postgresql: "
 
 struct kiln_db {
 	struct kiln_cfg_database cfg;
@@ -80,7 +80,8 @@ static void db_err(char *err, size_t errlen, const char *what, const char *msg)
 
 	if (err == NULL || errlen == 0)
 		return;
-	snprintf(err, errlen, DB_ERR_PREFIX "%s%s%s", what, msg && *msg ? ": " : "", msg ? msg : "");
+	snprintf(err, errlen, DB_ERR_PREFIX "%s%s%s", what, msg && *msg ? ": " : "",
+	         msg ? msg : "");
 	for (n = 0; err[n]; n++)
 		if (err[n] == '\n' || err[n] == '\t')
 			err[n] = ' ';
@@ -91,8 +92,8 @@ static void db_err(char *err, size_t errlen, const char *what, const char *msg)
 static void db_backoff(struct kiln_db *db)
 {
 	db->next_attempt_ms = kiln_now_ms() + db->backoff_ms;
-	db->backoff_ms = db->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS
-								  : db->backoff_ms * 2;
+	db->backoff_ms =
+	    db->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : db->backoff_ms * 2;
 }
 
 /* Close the connection after a failure and hold off the next attempt. */
@@ -149,7 +150,7 @@ static int db_options(const struct kiln_db *db, char *out, size_t outlen)
 			have = o->val;
 	if (db->cfg.statement_timeout_ms > 0)
 		snprintf(out, outlen, "%s%s-c statement_timeout=%lld", have, *have ? " " : "",
-			 (long long)db->cfg.statement_timeout_ms);
+		         (long long)db->cfg.statement_timeout_ms);
 	else
 		kiln_strlcpy(out, have, outlen);
 	PQconninfoFree(opts);
@@ -179,7 +180,7 @@ static PGconn *db_start(const struct kiln_db *db, const char *options, int64_t t
 /* Drive PQconnectPoll until it finishes or the deadline passes.
  * Returns 0, or -1 with err set. */
 static int db_connect_poll(PGconn *conn, int64_t deadline, int64_t timeout_ms, char *err,
-			   size_t errlen)
+                           size_t errlen)
 {
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	char what[64];
@@ -195,10 +196,10 @@ static int db_connect_poll(PGconn *conn, int64_t deadline, int64_t timeout_ms, c
 			return -1;
 		}
 		rc = db_poll(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-			     deadline);
+		             deadline);
 		if (rc <= 0) {
 			snprintf(what, sizeof(what), "connect timed out after %lld ms",
-				 (long long)timeout_ms);
+			         (long long)timeout_ms);
 			db_err(err, errlen, rc == 0 ? what : "connect failed",
 			       rc == 0 ? NULL : strerror(errno));
 			return -1;
@@ -248,8 +249,7 @@ static int64_t db_connect_timeout(const struct kiln_db *db)
 
 /* The open connection, or a new one unless the backoff says wait (ignored
  * when force is set). deadline bounds the connect. */
-static PGconn *db_ensure(struct kiln_db *db, int64_t deadline, int force, char *err,
-			 size_t errlen)
+static PGconn *db_ensure(struct kiln_db *db, int64_t deadline, int force, char *err, size_t errlen)
 {
 	int64_t now = kiln_now_ms();
 	char what[64];
@@ -262,7 +262,7 @@ static PGconn *db_ensure(struct kiln_db *db, int64_t deadline, int force, char *
 	}
 	if (!force && now < db->next_attempt_ms) {
 		snprintf(what, sizeof(what), "unavailable, next attempt in %lld ms; last error",
-			 (long long)(db->next_attempt_ms - now));
+		         (long long)(db->next_attempt_ms - now));
 		db_err(err, errlen, what, db->last_err);
 		return NULL;
 	}
@@ -338,7 +338,7 @@ static void db_cancel(struct kiln_db *db, const char *err)
 /* Wait for the command just sent and turn the outcome into the API's
  * contract: a result (maybe an SQL error), or NULL with err. */
 static PGresult *db_finish(struct kiln_db *db, int64_t deadline, int64_t timeout_ms, char *err,
-			   size_t errlen)
+                           size_t errlen)
 {
 	PGresult *res = NULL;
 	char what[64];
@@ -348,14 +348,15 @@ static PGresult *db_finish(struct kiln_db *db, int64_t deadline, int64_t timeout
 		return res;
 	if (rc == 1) {
 		PQclear(res);
-		snprintf(what, sizeof(what), "query timed out after %lld ms", (long long)timeout_ms);
+		snprintf(what, sizeof(what), "query timed out after %lld ms",
+		         (long long)timeout_ms);
 		db_err(err, errlen, what, NULL);
 		db_cancel(db, err);
 		return NULL;
 	}
 	db_err(err, errlen, "connection lost",
 	       res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-						   : PQerrorMessage(db->conn));
+	                                           : PQerrorMessage(db->conn));
 	PQclear(res);
 	db_drop(db, err);
 	return NULL;
@@ -365,7 +366,8 @@ static PGresult *db_finish(struct kiln_db *db, int64_t deadline, int64_t timeout
  * command (e.g. too many parameters). */
 static void db_send_failed(struct kiln_db *db, char *err, size_t errlen)
 {
-	db_err(err, errlen, PQstatus(db->conn) == CONNECTION_BAD ? "connection lost" : "send failed",
+	db_err(err, errlen,
+	       PQstatus(db->conn) == CONNECTION_BAD ? "connection lost" : "send failed",
 	       PQerrorMessage(db->conn));
 	if (PQstatus(db->conn) == CONNECTION_BAD)
 		db_drop(db, err);
@@ -402,8 +404,8 @@ static int db_reserve_prepared(struct kiln_db *db)
  * ready to execute; otherwise the failed prepare's result (an SQL error),
  * or NULL with *failed set and err filled. */
 static PGresult *db_prepare(struct kiln_db *db, const char *name, const char *sql, int nparams,
-			    int64_t deadline, int64_t timeout_ms, int *failed, char *err,
-			    size_t errlen)
+                            int64_t deadline, int64_t timeout_ms, int *failed, char *err,
+                            size_t errlen)
 {
 	char *copy;
 	PGresult *res;
@@ -437,15 +439,15 @@ static PGresult *db_prepare(struct kiln_db *db, const char *name, const char *sq
 
 /* Run sql (or prepared statement name when non-NULL) by the deadline. */
 static PGresult *db_query(struct kiln_db *db, const char *name, const char *sql, int nparams,
-			  const char *const *values, int64_t deadline, int64_t timeout_ms,
-			  char *err, size_t errlen)
+                          const char *const *values, int64_t deadline, int64_t timeout_ms,
+                          char *err, size_t errlen)
 {
 	PGresult *res;
 	int failed, ok;
 
 	if (name) {
-		res = db_prepare(db, name, sql, nparams, deadline, timeout_ms, &failed, err,
-				 errlen);
+		res =
+		    db_prepare(db, name, sql, nparams, deadline, timeout_ms, &failed, err, errlen);
 		if (res || failed)
 			return res;
 		ok = PQsendQueryPrepared(db->conn, name, nparams, values, NULL, NULL, 0);
@@ -460,26 +462,26 @@ static PGresult *db_query(struct kiln_db *db, const char *name, const char *sql,
 }
 
 static PGresult *db_exec(struct kiln_db *db, const char *name, const char *sql, int nparams,
-			 const char *const *values, int64_t timeout_ms, char *err, size_t errlen)
+                         const char *const *values, int64_t timeout_ms, char *err, size_t errlen)
 {
 	if (timeout_ms <= 0)
 		timeout_ms = db->cfg.statement_timeout_ms > 0 ? db->cfg.statement_timeout_ms
-							      : DB_DEFAULT_STATEMENT_MS;
+		                                              : DB_DEFAULT_STATEMENT_MS;
 	if (db_ensure(db, kiln_now_ms() + db_connect_timeout(db), 0, err, errlen) == NULL)
 		return NULL;
-	return db_query(db, name, sql, nparams, values, kiln_now_ms() + timeout_ms, timeout_ms,
-			err, errlen);
+	return db_query(db, name, sql, nparams, values, kiln_now_ms() + timeout_ms, timeout_ms, err,
+	                errlen);
 }
 
-PGresult *kiln_db_exec(struct kiln_db *db, const char *sql, int nparams,
-		       const char *const *values, int64_t timeout_ms, char *err, size_t errlen)
+PGresult *kiln_db_exec(struct kiln_db *db, const char *sql, int nparams, const char *const *values,
+                       int64_t timeout_ms, char *err, size_t errlen)
 {
 	return db_exec(db, NULL, sql, nparams, values, timeout_ms, err, errlen);
 }
 
 PGresult *kiln_db_exec_prepared(struct kiln_db *db, const char *name, const char *sql, int nparams,
-				const char *const *values, int64_t timeout_ms, char *err,
-				size_t errlen)
+                                const char *const *values, int64_t timeout_ms, char *err,
+                                size_t errlen)
 {
 	return db_exec(db, name, sql, nparams, values, timeout_ms, err, errlen);
 }

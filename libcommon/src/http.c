@@ -229,7 +229,8 @@ const char *kiln_req_header(const struct kiln_req *req, const char *name)
 	char env[5 + HTTP_HEADER_NAME_MAX + 1];
 	size_t n = strlen(name), i;
 
-	if (n == 0 || n > HTTP_HEADER_NAME_MAX)
+	/* '=' would let the lookup end inside another parameter's value. */
+	if (n == 0 || n > HTTP_HEADER_NAME_MAX || strchr(name, '=') != NULL)
 		return NULL;
 	if (strcasecmp(name, "Content-Type") == 0)
 		return kiln_req_env(req, "CONTENT_TYPE");

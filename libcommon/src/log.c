@@ -66,17 +66,15 @@ struct log_field {
 	char conv;
 };
 
-static int log_lookup(const char *name, size_t n, enum kiln_log_level *out)
+/* The level named name, or KILN_LOG_INFO when name is not one. */
+static enum kiln_log_level log_level_named(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < KILN_ARRAY_LEN(log_json_names); i++) {
-		if (strlen(log_json_names[i]) == n && memcmp(log_json_names[i], name, n) == 0) {
-			*out = (enum kiln_log_level)i;
-			return 0;
-		}
-	}
-	return -1;
+	for (i = 0; name && i < KILN_ARRAY_LEN(log_json_names); i++)
+		if (strcmp(log_json_names[i], name) == 0)
+			return (enum kiln_log_level)i;
+	return KILN_LOG_INFO;
 }
 
 int kiln_log_init(const char *app, const char *format, const char *level, const char *file)
@@ -85,9 +83,7 @@ int kiln_log_init(const char *app, const char *format, const char *level, const 
 
 	kiln_strlcpy(lg.app, app && *app ? app : "kiln", sizeof(lg.app));
 	lg.text = format && strcmp(format, "text") == 0;
-	lg.level = KILN_LOG_INFO;
-	if (level)
-		log_lookup(level, strlen(level), &lg.level);
+	lg.level = log_level_named(level);
 	kiln_strlcpy(lg.path, file ? file : "", sizeof(lg.path));
 	fd = lg.path[0] ? open(lg.path, LOG_OPEN_FLAGS, 0640) : -1;
 	if (lg.owned)

@@ -13,9 +13,9 @@
 
 #define MC_KEY_MAX 250 /* memcached's own limit */
 /* memcached reads an expiry above 30 days as an absolute Unix time. */
-#define MC_RELATIVE_TTL_MAX (30 * 24 * 3600)
+#define MC_RELATIVE_TTL_MAX   (30 * 24 * 3600)
 #define MC_DEFAULT_TIMEOUT_MS 500
-#define MC_PING_KEY_TRIES 10000
+#define MC_PING_KEY_TRIES     10000
 
 struct kiln_mc {
 	struct kiln_cfg_memcached cfg;
@@ -106,18 +106,18 @@ static int mc_behaviors(memcached_st *m, const struct kiln_cfg_memcached *cfg)
 		memcached_behavior_t b;
 		uint64_t v;
 	} tab[] = {
-		{MEMCACHED_BEHAVIOR_DISTRIBUTION, MEMCACHED_DISTRIBUTION_CONSISTENT},
-		{MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1},
-		{MEMCACHED_BEHAVIOR_NO_BLOCK, 1},
-		{MEMCACHED_BEHAVIOR_TCP_NODELAY, 1},
-		{MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, (uint64_t)mc_ms(cfg->connect_timeout_ms)},
-		{MEMCACHED_BEHAVIOR_POLL_TIMEOUT, (uint64_t)mc_ms(cfg->command_timeout_ms)},
-		{MEMCACHED_BEHAVIOR_SND_TIMEOUT, (uint64_t)mc_ms(cfg->command_timeout_ms) * 1000},
-		{MEMCACHED_BEHAVIOR_RCV_TIMEOUT, (uint64_t)mc_ms(cfg->command_timeout_ms) * 1000},
-		{MEMCACHED_BEHAVIOR_SERVER_TIMEOUT_LIMIT, 1},
-		{MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1},
-		{MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2},
-		{MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 0},
+	    {MEMCACHED_BEHAVIOR_DISTRIBUTION, MEMCACHED_DISTRIBUTION_CONSISTENT},
+	    {MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1},
+	    {MEMCACHED_BEHAVIOR_NO_BLOCK, 1},
+	    {MEMCACHED_BEHAVIOR_TCP_NODELAY, 1},
+	    {MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, (uint64_t)mc_ms(cfg->connect_timeout_ms)},
+	    {MEMCACHED_BEHAVIOR_POLL_TIMEOUT, (uint64_t)mc_ms(cfg->command_timeout_ms)},
+	    {MEMCACHED_BEHAVIOR_SND_TIMEOUT, (uint64_t)mc_ms(cfg->command_timeout_ms) * 1000},
+	    {MEMCACHED_BEHAVIOR_RCV_TIMEOUT, (uint64_t)mc_ms(cfg->command_timeout_ms) * 1000},
+	    {MEMCACHED_BEHAVIOR_SERVER_TIMEOUT_LIMIT, 1},
+	    {MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1},
+	    {MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2},
+	    {MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 0},
 	};
 	size_t i;
 
@@ -201,7 +201,7 @@ int kiln_mc_get(struct kiln_mc *mc, const char *key, size_t klen, char **val, si
 }
 
 int kiln_mc_set(struct kiln_mc *mc, const char *key, size_t klen, const void *val, size_t vlen,
-		uint32_t ttl_s)
+                uint32_t ttl_s)
 {
 	time_t exp = (time_t)ttl_s;
 
@@ -252,13 +252,13 @@ static void mc_server_label(const memcached_st *m, uint32_t i, char *out, size_t
 		snprintf(out, outlen, "%s", name);
 	else
 		snprintf(out, outlen, strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
-			 inst ? (unsigned)memcached_server_port(inst) : 0u);
+		         inst ? (unsigned)memcached_server_port(inst) : 0u);
 }
 
 /* One round trip to server i by the deadline. Returns 0, or -1 with a
  * "<server>: <reason>" message appended to err. */
 static int mc_ping_server(struct kiln_mc *mc, uint32_t i, int64_t deadline, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	const char *key = mc_ping_key(mc, i);
 	int64_t left = deadline - kiln_now_ms();
@@ -296,9 +296,9 @@ int kiln_mc_ping(struct kiln_mc *mc, int64_t timeout_ms, char *err, size_t errle
 		if (mc_ping_server(mc, i, deadline, msg, sizeof(msg)) < 0)
 			rc = -1;
 	memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
-			       (uint64_t)mc_ms(mc->cfg.command_timeout_ms));
+	                       (uint64_t)mc_ms(mc->cfg.command_timeout_ms));
 	memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
-			       (uint64_t)mc_ms(mc->cfg.connect_timeout_ms));
+	                       (uint64_t)mc_ms(mc->cfg.connect_timeout_ms));
 	if (rc < 0 && err && errlen)
 		kiln_strlcpy(err, msg, errlen);
 	return rc;

@@ -136,14 +136,14 @@ static void redis_drop(struct kiln_redis *r, const char *err)
 		err += 7;
 	kiln_strlcpy(r->last_err, err ? err : "", sizeof(r->last_err));
 	r->next_attempt_ms = kiln_now_ms() + r->backoff_ms;
-	r->backoff_ms = r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS
-								 : r->backoff_ms * 2;
+	r->backoff_ms =
+	    r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
 /* Run one setup command (AUTH, SELECT) that must answer +OK.
  * Returns 0, or -1 with err set. */
 static int redis_setup_cmd(redisContext *ctx, const char *what, char *err, size_t errlen,
-			   const char *fmt, ...)
+                           const char *fmt, ...)
 {
 	redisReply *reply;
 	va_list ap;
@@ -159,7 +159,7 @@ static int redis_setup_cmd(redisContext *ctx, const char *what, char *err, size_
 	ok = reply->type == REDIS_REPLY_STATUS;
 	if (!ok)
 		snprintf(err, errlen, "redis: %s failed: %s", what,
-			 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		         reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 	freeReplyObject(reply);
 	return ok ? 0 : -1;
 }
@@ -167,7 +167,7 @@ static int redis_setup_cmd(redisContext *ctx, const char *what, char *err, size_
 /* Connect, set the command timeout, authenticate and select the database.
  * Returns 0, or -1 with err set and the backoff scheduled. */
 static int redis_connect(struct kiln_redis *r, int64_t connect_ms, int64_t cmd_ms, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
 	char host[KILN_CFG_STR_MAX];
 	redisContext *ctx = NULL;
@@ -178,10 +178,10 @@ static int redis_connect(struct kiln_redis *r, int64_t connect_ms, int64_t cmd_m
 		goto fail;
 	}
 	ctx = port < 0 ? redisConnectUnixWithTimeout(host, redis_tv(connect_ms))
-		       : redisConnectWithTimeout(host, port, redis_tv(connect_ms));
+	               : redisConnectWithTimeout(host, port, redis_tv(connect_ms));
 	if (ctx == NULL || ctx->err) {
 		snprintf(err, errlen, "redis: connect to %s failed: %s", r->cfg.address,
-			 ctx ? ctx->errstr : "out of memory");
+		         ctx ? ctx->errstr : "out of memory");
 		goto fail;
 	}
 	if (redisSetTimeout(ctx, redis_tv(cmd_ms)) != REDIS_OK) {
@@ -208,7 +208,7 @@ fail:
 /* The open connection, or a new one unless the backoff says wait (ignored
  * when force is set). Returns 0, or -1 with err set. */
 static int redis_ensure(struct kiln_redis *r, int force, int64_t connect_ms, int64_t cmd_ms,
-			char *err, size_t errlen)
+                        char *err, size_t errlen)
 {
 	int64_t now = kiln_now_ms();
 
@@ -216,14 +216,13 @@ static int redis_ensure(struct kiln_redis *r, int force, int64_t connect_ms, int
 		return 0;
 	if (!force && now < r->next_attempt_ms) {
 		snprintf(err, errlen, "redis: unavailable, next attempt in %lld ms; last error: %s",
-			 (long long)(r->next_attempt_ms - now), r->last_err);
+		         (long long)(r->next_attempt_ms - now), r->last_err);
 		return -1;
 	}
 	return redis_connect(r, connect_ms, cmd_ms, err, errlen);
 }
 
-redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, const char *fmt,
-			       ...)
+redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, const char *fmt, ...)
 {
 	struct redis_sigpipe sp;
 	redisReply *reply = NULL;
@@ -231,7 +230,7 @@ redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, c
 
 	redis_sigpipe_block(&sp);
 	if (redis_ensure(r, 0, redis_ms(r->cfg.connect_timeout_ms),
-			 redis_ms(r->cfg.command_timeout_ms), err, errlen) == 0) {
+	                 redis_ms(r->cfg.command_timeout_ms), err, errlen) == 0) {
 		va_start(ap, fmt);
 		reply = redisvCommand(r->ctx, fmt, ap);
 		va_end(ap);
@@ -239,7 +238,7 @@ redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, c
 		 * the server: the connection cannot be reused. */
 		if (reply == NULL || r->ctx->err) {
 			snprintf(err, errlen, "redis: %s: %s", r->cfg.address,
-				 r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+			         r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
 			if (reply)
 				freeReplyObject(reply);
 			reply = NULL;
@@ -266,7 +265,7 @@ static int redis_ping_once(struct kiln_redis *r, int64_t deadline, char *err, si
 	reply = redisCommand(r->ctx, "PING");
 	if (reply == NULL || r->ctx->err) {
 		snprintf(err, errlen, "redis: %s: ping failed: %s", r->cfg.address,
-			 r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+		         r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
 		if (reply)
 			freeReplyObject(reply);
 		redis_drop(r, err);
@@ -275,7 +274,7 @@ static int redis_ping_once(struct kiln_redis *r, int64_t deadline, char *err, si
 	ok = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
 	if (!ok)
 		snprintf(err, errlen, "redis: %s: ping answered '%s'", r->cfg.address,
-			 reply->str ? reply->str : "?");
+		         reply->str ? reply->str : "?");
 	freeReplyObject(reply);
 	redisSetTimeout(r->ctx, redis_tv(redis_ms(r->cfg.command_timeout_ms)));
 	return ok ? 0 : -1;

@@ -19,12 +19,12 @@
 /* Bumped whenever the layout of the file changes. */
 #define KILN_STATS_VERSION 1u
 
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 static const uint64_t bucket_bounds_us[KILN_STATS_BUCKETS] = {
-	500,    1000,   2500,    5000,    10000,   25000,   50000,
-	100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
 static size_t stats_map_len(void)
@@ -42,8 +42,8 @@ uint64_t kiln_stats_bucket_us(int i)
 
 /* Label the route table and the app counters of a fresh header. */
 static void stats_fill_labels(struct kiln_stats_header *h, const char *const *methods,
-			      const char *const *patterns, size_t nroutes,
-			      const char *const *counter_names)
+                              const char *const *patterns, size_t nroutes,
+                              const char *const *counter_names)
 {
 	size_t i;
 
@@ -51,9 +51,9 @@ static void stats_fill_labels(struct kiln_stats_header *h, const char *const *me
 		nroutes = KILN_STATS_MAX_ROUTES;
 	for (i = 0; i < nroutes; i++) {
 		kiln_strlcpy(h->route_method[i], methods && methods[i] ? methods[i] : "",
-			     sizeof(h->route_method[i]));
+		             sizeof(h->route_method[i]));
 		kiln_strlcpy(h->route_pattern[i], patterns && patterns[i] ? patterns[i] : "",
-			     sizeof(h->route_pattern[i]));
+		             sizeof(h->route_pattern[i]));
 	}
 	h->nroutes = (uint32_t)nroutes;
 	for (i = 0; counter_names && counter_names[i] && i < KILN_STATS_MAX_COUNTERS; i++)
@@ -62,8 +62,8 @@ static void stats_fill_labels(struct kiln_stats_header *h, const char *const *me
 }
 
 int kiln_stats_create(struct kiln_stats *st, const char *path, const char *app,
-		      const char *const *methods, const char *const *patterns, size_t nroutes,
-		      const char *const *counter_names)
+                      const char *const *methods, const char *const *patterns, size_t nroutes,
+                      const char *const *counter_names)
 {
 	size_t len = stats_map_len();
 	struct kiln_stats_header *h;
@@ -193,7 +193,7 @@ static int stats_bucket(uint64_t us)
 }
 
 void kiln_stats_end(struct kiln_stats_slot *s, int route, int status, int64_t duration_ns,
-		    uint64_t bytes_in, uint64_t bytes_out)
+                    uint64_t bytes_in, uint64_t bytes_out)
 {
 	struct kiln_stats_route *r;
 	uint64_t us = duration_ns > 0 ? (uint64_t)duration_ns / 1000 : 0;
@@ -302,7 +302,7 @@ static void prom_us_to_seconds(uint64_t us, char *dst, size_t len)
 	for (i = 5; i >= 0 && frac[i] == '0'; i--)
 		frac[i] = '\0';
 	snprintf(dst, len, "%llu%s%s", (unsigned long long)(us / 1000000), frac[0] ? "." : "",
-		 frac);
+	         frac);
 }
 
 struct prom_row {
@@ -331,7 +331,7 @@ static int prom_family(struct prom_ctx *c, const char *name, const char *type, c
 
 /* Start a sample: name{app="..." and the route labels when row != NULL. */
 static int prom_begin(struct prom_ctx *c, const char *name, const char *suffix,
-		      const struct prom_row *row)
+                      const struct prom_row *row)
 {
 	const struct kiln_stats_header *h = c->st->hdr;
 
@@ -414,9 +414,10 @@ static int prom_durations(struct prom_ctx *c)
 
 static int prom_bytes(struct prom_ctx *c, int response)
 {
-	const char *name = response ? "kiln_http_response_bytes_total" : "kiln_http_request_bytes_total";
+	const char *name =
+	    response ? "kiln_http_response_bytes_total" : "kiln_http_request_bytes_total";
 	const char *help = response ? "Response body bytes sent, by route."
-				    : "Request body bytes received, by route.";
+	                            : "Request body bytes received, by route.";
 	int i;
 
 	if (prom_family(c, name, "counter", help) < 0)
@@ -465,7 +466,7 @@ static int prom_workers(struct prom_ctx *c)
 	    prom_add_label(c->out, "state", "idle", 4) < 0 || prom_end(c, idle) < 0)
 		return -1;
 	if (prom_family(c, "kiln_http_requests_in_flight", "gauge",
-			"HTTP requests being served now.") < 0 ||
+	                "HTTP requests being served now.") < 0 ||
 	    prom_begin(c, "kiln_http_requests_in_flight", "", NULL) < 0 || prom_end(c, busy) < 0)
 		return -1;
 	return 0;
@@ -474,7 +475,7 @@ static int prom_workers(struct prom_ctx *c)
 static int prom_restarts(struct prom_ctx *c)
 {
 	static const char *const reasons[KILN_RESTART_REASONS] = {"crash", "max_requests",
-								  "timeout", "reload"};
+	                                                          "timeout", "reload"};
 	const char *name = "kiln_worker_restarts_total";
 	int i;
 
@@ -496,7 +497,7 @@ static void prom_counter_name(const char *raw, size_t rawlen, char *dst, size_t 
 	for (i = 0; i < rawlen && raw[i] && n + 7 < len; i++) {
 		char ch = raw[i];
 		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			 (ch >= '0' && ch <= '9') || ch == '_';
+		         (ch >= '0' && ch <= '9') || ch == '_';
 
 		dst[n++] = ok ? ch : '_';
 	}
@@ -514,7 +515,8 @@ static int prom_counters(struct prom_ctx *c)
 
 		for (s = 0; s < h->nslots; s++)
 			sum += LOAD(&c->st->slots[s].counters[i]);
-		prom_counter_name(h->counter_name[i], sizeof(h->counter_name[i]), name, sizeof(name));
+		prom_counter_name(h->counter_name[i], sizeof(h->counter_name[i]), name,
+		                  sizeof(name));
 		if (prom_family(c, name, "counter", "Application counter.") < 0 ||
 		    prom_begin(c, name, "", NULL) < 0 || prom_end(c, sum) < 0)
 			return -1;

@@ -5,8 +5,9 @@
  *
  * As root, PostgreSQL runs as the "postgres" user and memcached as
  * "nobody". The children drop privileges themselves after fork (what
- * `runuser -u postgres --` does) so that each server is a direct child: it
- * gets PR_SET_PDEATHSIG and dies with the test even if the test is killed. */
+ * `runuser -u postgres --` or `memcached -u` would do) so that each server
+ * is a direct child that keeps PR_SET_PDEATHSIG: it dies with the test even
+ * when the test itself is killed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -37,9 +38,9 @@
 #include "kiln/redis.h"
 #include "kiln/util.h"
 
-#define PG_BIN "/usr/lib/postgresql/15/bin/"
-#define PG_PASSWORD "s3cret-never-in-errors"
-#define REDIS_PASSWORD "redis-test-pw"
+#define PG_BIN           "/usr/lib/postgresql/15/bin/"
+#define PG_PASSWORD      "s3cret-never-in-errors"
+#define REDIS_PASSWORD   "redis-test-pw"
 #define START_TIMEOUT_MS 15000
 
 enum { SRV_PG, SRV_REDIS, SRV_MC, SRV_MC_TCP, SRV_COUNT };
@@ -165,7 +166,7 @@ static int wait_connectable(const char *path, int port, int64_t ms)
 	while (kiln_now_ms() < deadline) {
 		fd = socket(path ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		ok = fd >= 0 && (path ? connect(fd, (struct sockaddr *)&un, sizeof(un))
-				      : connect(fd, (struct sockaddr *)&in, sizeof(in))) == 0;
+		                      : connect(fd, (struct sockaddr *)&in, sizeof(in))) == 0;
 		if (fd >= 0)
 			close(fd);
 		if (ok)
@@ -182,9 +183,18 @@ static void pg_conninfo(char *out, size_t len)
 
 static int start_pg(void)
 {
-	char *argv[] = {PG_BIN "postgres", "-D", E.pgdata, "-k", E.pgsock,
-			"-c", "listen_addresses=", "-c", "fsync=off", "-c", "max_connections=20",
-			NULL};
+	char *argv[] = {PG_BIN "postgres",
+	                "-D",
+	                E.pgdata,
+	                "-k",
+	                E.pgsock,
+	                "-c",
+	                "listen_addresses=",
+	                "-c",
+	                "fsync=off",
+	                "-c",
+	                "max_connections=20",
+	                NULL};
 	char ci[256];
 	int64_t deadline = kiln_now_ms() + START_TIMEOUT_MS;
 
@@ -206,10 +216,10 @@ static int start_pg(void)
 static int start_redis(void)
 {
 	char port[16];
-	char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-			"--unixsocket", E.redis_sock, "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--dir", E.dir, "--requirepass", REDIS_PASSWORD,
-			NULL};
+	char *argv[] = {
+	    "redis-server", "--port", port,  "--bind",        "127.0.0.1",    "--unixsocket",
+	    E.redis_sock,   "--save", "",    "--appendonly",  "no",           "--daemonize",
+	    "no",           "--dir",  E.dir, "--requirepass", REDIS_PASSWORD, NULL};
 
 	snprintf(port, sizeof(port), "%d", E.redis_port);
 	E.pid[SRV_REDIS] = spawn(argv, "redis", 0, 0);
@@ -224,19 +234,15 @@ static int start_redis(void)
 static int start_mc(int tcp)
 {
 	char port[16];
-	char *unix_argv[] = {"memcached", "-s", E.mc_sock, "-u", "nobody", "-m", "16", NULL};
-	char *tcp_argv[] = {"memcached", "-l", "127.0.0.1", "-p", port, "-U", "0",
-			    "-u",        "nobody", "-m", "16",      NULL};
-	char *const *argv = tcp ? tcp_argv : unix_argv;
+	char *unix_argv[] = {"memcached", "-s", E.mc_sock, "-m", "16", NULL};
+	char *tcp_argv[] = {"memcached", "-l", "127.0.0.1", "-p", port,
+	                    "-U",        "0",  "-m",        "16", NULL};
 	int s = tcp ? SRV_MC_TCP : SRV_MC;
 
 	snprintf(port, sizeof(port), "%d", E.mc_port);
-	/* memcached drops root itself with -u; without root it refuses -u. */
-	if (geteuid() != 0) {
-		unix_argv[3] = NULL;
-		tcp_argv[7] = NULL;
-	}
-	E.pid[s] = spawn(argv, srv_names[s], 0, 0);
+	/* Dropping root here rather than with memcached's -u keeps the death
+	 * signal: memcached's own setuid() would clear it. */
+	E.pid[s] = spawn(tcp ? tcp_argv : unix_argv, srv_names[s], E.mc_uid, E.mc_gid);
 	if (E.pid[s] < 0 ||
 	    wait_connectable(tcp ? NULL : E.mc_sock, E.mc_port, START_TIMEOUT_MS) < 0) {
 		dump_log(srv_names[s]);
@@ -273,8 +279,8 @@ static int lookup_user(const char *name, uid_t *uid, gid_t *gid)
 
 static int init_pg(void)
 {
-	char *argv[] = {PG_BIN "initdb", "-D", E.pgdata, "-A", "trust", "-U", "kiln",
-			"-N", "-E", "UTF8", "--locale=C", NULL};
+	char *argv[] = {PG_BIN "initdb", "-D", E.pgdata, "-A",   "trust",      "-U",
+	                "kiln",          "-N", "-E",     "UTF8", "--locale=C", NULL};
 	pid_t pid = spawn(argv, "initdb", E.pg_uid, E.pg_gid);
 	int status = pid > 0 ? reap(pid, 60000) : -1;
 
@@ -298,7 +304,8 @@ static int layout(void)
 	snprintf(E.mc_sock, sizeof(E.mc_sock), "%s/mc/mc.sock", E.dir);
 	E.redis_port = free_port();
 	E.mc_port = free_port();
-	if (E.redis_port < 0 || E.mc_port < 0 || lookup_user("postgres", &E.pg_uid, &E.pg_gid) < 0 ||
+	if (E.redis_port < 0 || E.mc_port < 0 ||
+	    lookup_user("postgres", &E.pg_uid, &E.pg_gid) < 0 ||
 	    lookup_user("nobody", &E.mc_uid, &E.mc_gid) < 0)
 		return -1;
 	if (make_dir(E.pgdata, 0700, E.pg_uid, E.pg_gid) < 0 ||
@@ -383,7 +390,7 @@ static char *db_value(struct kiln_db *db, const char *sql, int n, const char *co
 }
 
 static void assert_db_value(struct kiln_db *db, const char *sql, int n, const char *const *v,
-			    const char *want)
+                            const char *want)
 {
 	char *got = db_value(db, sql, n, v);
 
@@ -420,7 +427,7 @@ static void test_db_prepares_once_per_connection(void **state)
 {
 	static const char *const sql = "SELECT $1::int * 2";
 	static const char *const count_sql =
-		"SELECT count(*) FROM pg_prepared_statements WHERE name = 'kiln_test_double'";
+	    "SELECT count(*) FROM pg_prepared_statements WHERE name = 'kiln_test_double'";
 	const char *const v1[] = {"21"}, *const v2[] = {"50"};
 	struct kiln_db *db = new_db();
 	char err[256] = "";
@@ -430,7 +437,7 @@ static void test_db_prepares_once_per_connection(void **state)
 	(void)state;
 	for (i = 0; i < 2; i++) {
 		res = kiln_db_exec_prepared(db, "kiln_test_double", sql, 1, i ? v2 : v1, 0, err,
-					    sizeof(err));
+		                            sizeof(err));
 		assert_non_null(res);
 		assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 		assert_string_equal(PQgetvalue(res, 0, 0), i ? "100" : "42");
@@ -441,7 +448,7 @@ static void test_db_prepares_once_per_connection(void **state)
 	 * (it was not remembered as prepared). */
 	for (i = 0; i < 2; i++) {
 		res = kiln_db_exec_prepared(db, "kiln_test_bad", "SELEC nope", 0, NULL, 0, err,
-					    sizeof(err));
+		                            sizeof(err));
 		assert_non_null(res);
 		assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
 		PQclear(res);
@@ -466,9 +473,9 @@ static void test_db_timeout_cancels_and_connection_survives(void **state)
 	assert_non_null(strstr(err, "timed out"));
 	/* Cancelled, not merely abandoned: the backend is idle again. */
 	assert_db_value(db,
-			"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-			"AND query LIKE 'SELECT pg_sleep%'",
-			0, NULL, "0");
+	                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+	                "AND query LIKE 'SELECT pg_sleep%'",
+	                0, NULL, "0");
 	assert_int_equal(kiln_db_connects(db), 1);
 	kiln_db_free(db);
 }
@@ -530,7 +537,7 @@ static struct kiln_redis *new_redis(const char *address, const char *password)
 }
 
 static void assert_redis_str(struct kiln_redis *r, const char *want, const char *fmt,
-			     const char *arg)
+                             const char *arg)
 {
 	char err[256] = "";
 	redisReply *reply = kiln_redis_command(r, err, sizeof(err), fmt, arg);
@@ -688,9 +695,9 @@ static void test_mc_set_get_miss_delete(void **state)
 
 static void test_mc_server_lists(void **state)
 {
-	static const char *const bad[] = {"", " ", "host", "host:", "host:0", "host:70000",
-					  "[::1", "[::1]", "[::1]:", "a:1,,b:2", "::1:11211",
-					  "h:1x"};
+	static const char *const bad[] = {
+	    "",     " ",     "host",   "host:",    "host:0",    "host:70000",
+	    "[::1", "[::1]", "[::1]:", "a:1,,b:2", "::1:11211", "h:1x"};
 	char list[512], key[32], val[32];
 	struct kiln_mc *mc;
 	size_t i;
@@ -763,16 +770,16 @@ static void test_mc_fails_fast_while_down_and_recovers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_db_exec_with_parameters),
-		cmocka_unit_test(test_db_prepares_once_per_connection),
-		cmocka_unit_test(test_db_timeout_cancels_and_connection_survives),
-		cmocka_unit_test(test_db_backs_off_while_down_and_recovers),
-		cmocka_unit_test(test_redis_commands_auth_and_select),
-		cmocka_unit_test(test_redis_command_timeout_drops_connection),
-		cmocka_unit_test(test_redis_backs_off_while_down_and_recovers),
-		cmocka_unit_test(test_mc_set_get_miss_delete),
-		cmocka_unit_test(test_mc_server_lists),
-		cmocka_unit_test(test_mc_fails_fast_while_down_and_recovers),
+	    cmocka_unit_test(test_db_exec_with_parameters),
+	    cmocka_unit_test(test_db_prepares_once_per_connection),
+	    cmocka_unit_test(test_db_timeout_cancels_and_connection_survives),
+	    cmocka_unit_test(test_db_backs_off_while_down_and_recovers),
+	    cmocka_unit_test(test_redis_commands_auth_and_select),
+	    cmocka_unit_test(test_redis_command_timeout_drops_connection),
+	    cmocka_unit_test(test_redis_backs_off_while_down_and_recovers),
+	    cmocka_unit_test(test_mc_set_get_miss_delete),
+	    cmocka_unit_test(test_mc_server_lists),
+	    cmocka_unit_test(test_mc_fails_fast_while_down_and_recovers),
 	};
 	int64_t t0 = kiln_now_ms();
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -65,6 +65,7 @@ static void test_init_reads_the_environment(void **state)
 	               "CONTENT_TYPE=application/json",
 	               "HTTP_X_REQUEST_ID=abc.DEF_123-x",
 	               "HTTP_USER_AGENT=test/1",
+	               "HTTP_X_A=B=C",
 	               NULL};
 
 	assert_int_equal(kiln_req_init(req, env, NULL, NULL, 1024), 0);
@@ -84,6 +85,8 @@ static void test_init_reads_the_environment(void **state)
 	assert_string_equal(kiln_req_header(req, "X-Request-ID"), "abc.DEF_123-x");
 	assert_string_equal(kiln_req_header(req, "Content-Type"), "application/json");
 	assert_null(kiln_req_header(req, "Accept"));
+	assert_string_equal(kiln_req_header(req, "X-A"), "B=C");
+	assert_null(kiln_req_header(req, "X-A=B"));
 	assert_string_equal(kiln_req_env(req, "REMOTE_ADDR"), "192.0.2.1");
 	assert_null(kiln_req_env(req, "REMOTE"));
 }

@@ -89,8 +89,8 @@ static char *render(struct fixture *f, int with_help, struct kiln_buf *b)
 static void test_bucket_bounds_are_the_documented_ones(void **state)
 {
 	static const uint64_t want[KILN_STATS_BUCKETS] = {
-		500,    1000,   2500,   5000,    10000,   25000,   50000,
-		100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+	    500,    1000,   2500,   5000,    10000,   25000,   50000,
+	    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 	int i;
 
 	(void)state;
@@ -172,13 +172,19 @@ static void test_histogram_bucket_edges_are_inclusive(void **state)
 		int64_t ns;
 		int bucket;
 	} cases[] = {
-		{-5 * MS, 0},           {0, 0},
-		{500 * US, 0},          {500 * US + 999, 0}, /* rounds down to 500 us */
-		{501 * US, 1},          {1000 * US, 1},
-		{2500 * US, 2},         {2501 * US, 3},
-		{1000 * MS, 10},        {1000 * MS + US, 11},
-		{10000 * MS, 13},       {10000 * MS + US, KILN_STATS_BUCKETS},
-		{3600000 * MS, KILN_STATS_BUCKETS},
+	    {-5 * MS, 0},
+	    {0, 0},
+	    {500 * US, 0},
+	    {500 * US + 999, 0}, /* rounds down to 500 us */
+	    {501 * US, 1},
+	    {1000 * US, 1},
+	    {2500 * US, 2},
+	    {2501 * US, 3},
+	    {1000 * MS, 10},
+	    {1000 * MS + US, 11},
+	    {10000 * MS, 13},
+	    {10000 * MS + US, KILN_STATS_BUCKETS},
+	    {3600000 * MS, KILN_STATS_BUCKETS},
 	};
 	struct fixture *f = *state;
 	struct kiln_stats_slot *s = take_slot(f, 0, getpid());
@@ -243,7 +249,7 @@ static void test_counters_survive_a_worker_restart(void **state)
 	request(s, 0, 200, MS);
 	request(s, 0, 200, MS);
 	kiln_stats_count(s, 0, 5);
-	kiln_stats_count(s, -1, 100);                     /* ignored */
+	kiln_stats_count(s, -1, 100);                      /* ignored */
 	kiln_stats_count(s, KILN_STATS_MAX_COUNTERS, 100); /* ignored */
 	/* The master replaces the worker: only pid and state change. */
 	s->pid = getppid();
@@ -260,30 +266,32 @@ static void test_counters_survive_a_worker_restart(void **state)
 	kiln_buf_free(&b);
 }
 
+#define HB "kiln_http_request_duration_seconds_bucket{app=\"t\",route=\"/a\",method=\"GET\","
+
 static void test_render_tiny_case_exactly(void **state)
 {
 	static const char want[] =
-		"kiln_http_requests_total{app=\"t\",route=\"/a\",method=\"GET\",code=\"2xx\"} 1\n"
-#define B(le, n)                                                                               \
-	"kiln_http_request_duration_seconds_bucket{app=\"t\",route=\"/a\",method=\"GET\",le=\"" le \
-	"\"} " n "\n"
-		B("0.0005", "0") B("0.001", "1") B("0.0025", "1") B("0.005", "1") B("0.01", "1")
-		B("0.025", "1") B("0.05", "1") B("0.1", "1") B("0.25", "1") B("0.5", "1")
-		B("1", "1") B("2.5", "1") B("5", "1") B("10", "1") B("+Inf", "1")
-#undef B
-		"kiln_http_request_duration_seconds_sum{app=\"t\",route=\"/a\",method=\"GET\"} 0.001\n"
-		"kiln_http_request_duration_seconds_count{app=\"t\",route=\"/a\",method=\"GET\"} 1\n"
-		"kiln_http_request_bytes_total{app=\"t\",route=\"/a\",method=\"GET\"} 10\n"
-		"kiln_http_response_bytes_total{app=\"t\",route=\"/a\",method=\"GET\"} 20\n"
-		"kiln_workers{app=\"t\",state=\"busy\"} 0\n"
-		"kiln_workers{app=\"t\",state=\"idle\"} 1\n"
-		"kiln_http_requests_in_flight{app=\"t\"} 0\n"
-		"kiln_worker_restarts_total{app=\"t\",reason=\"crash\"} 2\n"
-		"kiln_worker_restarts_total{app=\"t\",reason=\"max_requests\"} 0\n"
-		"kiln_worker_restarts_total{app=\"t\",reason=\"timeout\"} 0\n"
-		"kiln_worker_restarts_total{app=\"t\",reason=\"reload\"} 1\n"
-		"kiln_logins_total{app=\"t\"} 3\n"
-		"kiln_cache_hits_total{app=\"t\"} 0\n";
+	    "kiln_http_requests_total{app=\"t\",route=\"/a\",method=\"GET\",code=\"2xx\"} 1\n" HB
+	    "le=\"0.0005\"} 0\n" HB "le=\"0.001\"} 1\n" HB "le=\"0.0025\"} 1\n" HB
+	    "le=\"0.005\"} 1\n" HB "le=\"0.01\"} 1\n" HB "le=\"0.025\"} 1\n" HB
+	    "le=\"0.05\"} 1\n" HB "le=\"0.1\"} 1\n" HB "le=\"0.25\"} 1\n" HB "le=\"0.5\"} 1\n" HB
+	    "le=\"1\"} 1\n" HB "le=\"2.5\"} 1\n" HB "le=\"5\"} 1\n" HB "le=\"10\"} 1\n" HB
+	    "le=\"+Inf\"} 1\n"
+	    "kiln_http_request_duration_seconds_sum{app=\"t\",route=\"/"
+	    "a\",method=\"GET\"} 0.001\n"
+	    "kiln_http_request_duration_seconds_count{app=\"t\",route=\"/"
+	    "a\",method=\"GET\"} 1\n"
+	    "kiln_http_request_bytes_total{app=\"t\",route=\"/a\",method=\"GET\"} 10\n"
+	    "kiln_http_response_bytes_total{app=\"t\",route=\"/a\",method=\"GET\"} 20\n"
+	    "kiln_workers{app=\"t\",state=\"busy\"} 0\n"
+	    "kiln_workers{app=\"t\",state=\"idle\"} 1\n"
+	    "kiln_http_requests_in_flight{app=\"t\"} 0\n"
+	    "kiln_worker_restarts_total{app=\"t\",reason=\"crash\"} 2\n"
+	    "kiln_worker_restarts_total{app=\"t\",reason=\"max_requests\"} 0\n"
+	    "kiln_worker_restarts_total{app=\"t\",reason=\"timeout\"} 0\n"
+	    "kiln_worker_restarts_total{app=\"t\",reason=\"reload\"} 1\n"
+	    "kiln_logins_total{app=\"t\"} 3\n"
+	    "kiln_cache_hits_total{app=\"t\"} 0\n";
 	struct fixture *f = *state;
 	struct kiln_stats_slot *s = take_slot(f, 0, getpid());
 	struct kiln_buf b;
@@ -295,15 +303,15 @@ static void test_render_tiny_case_exactly(void **state)
 	assert_string_equal(render(f, 0, &b), want);
 	kiln_buf_free(&b);
 }
+#undef HB
 
 /* Every line is a HELP/TYPE comment or `name{labels} value`. */
 static void assert_prom_lines(const char *text)
 {
-	static const char *const sample_re =
-		"^[a-zA-Z_:][a-zA-Z0-9_:]*"
-		"\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\""
-		"(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\} "
-		"[0-9]+(\\.[0-9]+)?$";
+	static const char *const sample_re = "^[a-zA-Z_:][a-zA-Z0-9_:]*"
+	                                     "\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\""
+	                                     "(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\} "
+	                                     "[0-9]+(\\.[0-9]+)?$";
 	regex_t sample, comment;
 	char *copy = strdup(text), *line, *save = NULL;
 	int n = 0;
@@ -311,7 +319,7 @@ static void assert_prom_lines(const char *text)
 	assert_non_null(copy);
 	assert_int_equal(regcomp(&sample, sample_re, REG_EXTENDED | REG_NOSUB), 0);
 	assert_int_equal(regcomp(&comment, "^# (HELP|TYPE) [a-z_]+ .+$", REG_EXTENDED | REG_NOSUB),
-			 0);
+	                 0);
 	assert_true(text[0] && text[strlen(text) - 1] == '\n');
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++)
 		if (regexec(&sample, line, 0, NULL, 0) != 0 &&
@@ -348,10 +356,12 @@ static void test_render_every_line_is_well_formed(void **state)
 	assert_prom_lines(out.data);
 	assert_int_equal(count_of(out.data, "# TYPE kiln_http_requests_total counter\n"), 1);
 	assert_int_equal(
-		count_of(out.data, "# TYPE kiln_http_request_duration_seconds histogram\n"), 1);
+	    count_of(out.data, "# TYPE kiln_http_request_duration_seconds histogram\n"), 1);
 	assert_int_equal(count_of(out.data, "# HELP kiln_workers "), 1);
-	assert_non_null(strstr(out.data, "{app=\"t\",route=\"unmatched\",method=\"\",code=\"4xx\"} 1\n"));
-	assert_non_null(strstr(out.data, "{app=\"t\",route=\"other\",method=\"\",code=\"2xx\"} 1\n"));
+	assert_non_null(
+	    strstr(out.data, "{app=\"t\",route=\"unmatched\",method=\"\",code=\"4xx\"} 1\n"));
+	assert_non_null(
+	    strstr(out.data, "{app=\"t\",route=\"other\",method=\"\",code=\"2xx\"} 1\n"));
 	assert_non_null(strstr(out.data, "route=\"/b/{id}\",method=\"POST\",code=\"5xx\"} 1\n"));
 	assert_non_null(strstr(out.data, "route=\"/b/{id}\",method=\"POST\",le=\"5\"} 0\n"));
 	assert_non_null(strstr(out.data, "route=\"/b/{id}\",method=\"POST\",le=\"10\"} 1\n"));
@@ -382,15 +392,16 @@ static void test_render_escapes_label_values(void **state)
 	kiln_stats_slot(&st, 0)->pid = getpid();
 	kiln_stats_end(kiln_stats_slot(&st, 0), 0, 200, MS, 0, 0);
 	assert_int_equal(kiln_stats_open(&rd, path), 0);
+	unlink(path);
 	kiln_buf_init(&b);
 	assert_int_equal(kiln_stats_render_prom(&rd, &b, 0), 0);
-	assert_non_null(strstr(b.data, "kiln_http_requests_total{app=\"a\\\"pp\","
-				       "route=\"/q\\\"uote\\\\back\\nnl\",method=\"GET\",code=\"2xx\"} 1\n"));
+	assert_non_null(
+	    strstr(b.data, "kiln_http_requests_total{app=\"a\\\"pp\","
+	                   "route=\"/q\\\"uote\\\\back\\nnl\",method=\"GET\",code=\"2xx\"} 1\n"));
 	assert_prom_lines(b.data);
 	kiln_buf_free(&b);
 	kiln_stats_close(&rd);
 	kiln_stats_close(&st);
-	unlink(path);
 }
 
 static void test_dead_worker_is_not_counted(void **state)
@@ -461,21 +472,21 @@ static void test_open_rejects_a_file_that_is_not_a_scoreboard(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bucket_bounds_are_the_documented_ones),
+	    cmocka_unit_test(test_bucket_bounds_are_the_documented_ones),
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-		T(test_reader_sees_header_written_by_creator),
-		T(test_begin_marks_busy_and_end_marks_idle),
-		T(test_route_total_sums_both_slots),
-		T(test_histogram_bucket_edges_are_inclusive),
-		T(test_status_classes_are_clamped),
-		T(test_out_of_range_route_counts_as_other),
-		T(test_counters_survive_a_worker_restart),
-		T(test_render_tiny_case_exactly),
-		T(test_render_every_line_is_well_formed),
-		T(test_render_escapes_label_values),
-		T(test_dead_worker_is_not_counted),
-		T(test_extra_routes_are_dropped_from_the_table),
-		T(test_open_rejects_a_file_that_is_not_a_scoreboard),
+	    T(test_reader_sees_header_written_by_creator),
+	    T(test_begin_marks_busy_and_end_marks_idle),
+	    T(test_route_total_sums_both_slots),
+	    T(test_histogram_bucket_edges_are_inclusive),
+	    T(test_status_classes_are_clamped),
+	    T(test_out_of_range_route_counts_as_other),
+	    T(test_counters_survive_a_worker_restart),
+	    T(test_render_tiny_case_exactly),
+	    T(test_render_every_line_is_well_formed),
+	    T(test_render_escapes_label_values),
+	    T(test_dead_worker_is_not_counted),
+	    T(test_extra_routes_are_dropped_from_the_table),
+	    T(test_open_rejects_a_file_that_is_not_a_scoreboard),
 #undef T
 	};
 

@@ -80,13 +80,15 @@ void kiln_config_defaults(struct kiln_config *cfg);
  * then KILN_<SECTION>_<KEY> environment variables, then *_file secrets
  * (relative paths resolve against $CREDENTIALS_DIRECTORY when it is set).
  * Returns 0, or -1 with a message naming file, line, section and key in err
- * (e.g. "kiln.conf:12: [server] workers: 'abc' is not an integer in 1..1024").
+ * (e.g. "kiln.conf:12: [server] workers: 'abc' is not an integer in 0..64").
  * An unknown section or key is an error; so is any out-of-range value. */
 int kiln_config_load(struct kiln_config *cfg, const char *path, const char *app, char *err,
 		     size_t errlen);
 
 /* Parse INI text already in memory (name is used in messages). Same rules as
- * kiln_config_load minus the environment. Returns 0, or -1 with err set.
+ * kiln_config_load minus the environment and the reading of *_file secrets
+ * (checked here, read by kiln_config_load only). On failure cfg is left
+ * unchanged. Returns 0, or -1 with err set.
  * Used by kiln_config_load, the unit tests and the fuzz harness. */
 int kiln_config_parse(struct kiln_config *cfg, const char *name, const char *text, size_t len,
 		      const char *app, char *err, size_t errlen);
