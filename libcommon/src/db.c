@@ -3,7 +3,9 @@
  * deadline; libpq's connect_timeout (whole seconds, minimum 2) is only a
  * fallback. A failed connection is dropped and re-opened lazily after a
  * backoff, so a dead PostgreSQL costs each request one check of the clock
- * instead of a connect attempt. */
+ * instead of a connect attempt. Two waits escape the deadline because
+ * libpq 15 offers no non-blocking form of them: the host name lookup when
+ * connecting, and PQcancel's own connect after a timeout. */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -165,7 +167,9 @@ static PGconn *db_start(const struct kiln_db *db, const char *options, int64_t t
 	char ct[24];
 	int n = 0;
 
-	snprintf(ct, sizeof(ct), "%lld", (long long)((timeout_ms + 999) / 1000));
+	/* 0 would mean "wait forever" to libpq. */
+	snprintf(ct, sizeof(ct), "%lld",
+	         (long long)(timeout_ms > 0 ? (timeout_ms + 999) / 1000 : 1));
 	kw[n] = "connect_timeout", val[n++] = ct;
 	kw[n] = "fallback_application_name", val[n++] = "kiln";
 	kw[n] = "dbname", val[n++] = db->cfg.url;
@@ -344,8 +348,11 @@ static PGresult *db_finish(struct kiln_db *db, int64_t deadline, int64_t timeout
 	char what[64];
 	int rc = db_collect(db->conn, deadline, &res);
 
-	if (rc == 0 && PQstatus(db->conn) == CONNECTION_OK)
+	if (rc == 0 && PQstatus(db->conn) == CONNECTION_OK) {
+		if (res == NULL)
+			db_err(err, errlen, "the server sent no result", NULL);
 		return res;
+	}
 	if (rc == 1) {
 		PQclear(res);
 		snprintf(what, sizeof(what), "query timed out after %lld ms",
