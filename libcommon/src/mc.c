@@ -33,30 +33,17 @@ static int64_t mc_ms(int64_t configured)
  * Returns 0, or -1 when it is malformed or libmemcached refuses it. */
 static int mc_add_server(memcached_st *m, const char *s, size_t len)
 {
-	char entry[KILN_CFG_STR_MAX], *host = entry, *colon, *hend;
-	int64_t port;
+	char entry[KILN_CFG_STR_MAX], host[KILN_CFG_STR_MAX];
+	int port;
 
 	if (len == 0 || len >= sizeof(entry))
 		return -1;
 	memcpy(entry, s, len);
 	entry[len] = '\0';
-	if (entry[0] == '/')
-		return memcached_server_add_unix_socket(m, entry) == MEMCACHED_SUCCESS ? 0 : -1;
-	if (entry[0] == '[') {
-		host = entry + 1;
-		hend = strchr(host, ']');
-		if (hend == NULL || hend[1] != ':')
-			return -1;
-		colon = hend + 1;
-	} else {
-		colon = strrchr(entry, ':');
-		if (colon == NULL || memchr(entry, ':', (size_t)(colon - entry)))
-			return -1;
-		hend = colon;
-	}
-	if (hend == host || kiln_parse_int(colon + 1, 1, 65535, &port) < 0)
+	if (kiln_parse_addr(entry, host, sizeof(host), &port) < 0)
 		return -1;
-	*hend = '\0';
+	if (port < 0)
+		return memcached_server_add_unix_socket(m, host) == MEMCACHED_SUCCESS ? 0 : -1;
 	return memcached_server_add(m, host, (in_port_t)port) == MEMCACHED_SUCCESS ? 0 : -1;
 }
 

@@ -94,38 +94,6 @@ static int64_t redis_ms(int64_t configured)
 	return configured > 0 ? configured : REDIS_DEFAULT_TIMEOUT_MS;
 }
 
-/* Split "/abs/path", "host:port" or "[v6]:port". *port is -1 for a unix
- * socket. Returns 0, or -1 when the address is malformed. */
-static int redis_parse_addr(const char *addr, char *host, size_t hostlen, int *port)
-{
-	const char *colon, *hend = NULL, *hbeg = addr;
-	int64_t p;
-
-	if (addr[0] == '/') {
-		*port = -1;
-		return kiln_strlcpy(host, addr, hostlen) < hostlen ? 0 : -1;
-	}
-	if (addr[0] == '[') {
-		hbeg = addr + 1;
-		hend = strchr(hbeg, ']');
-		if (hend == NULL || hend[1] != ':')
-			return -1;
-		colon = hend + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)))
-			return -1;
-		hend = colon;
-	}
-	if (hend == hbeg || (size_t)(hend - hbeg) >= hostlen ||
-	    kiln_parse_int(colon + 1, 1, 65535, &p) < 0)
-		return -1;
-	memcpy(host, hbeg, (size_t)(hend - hbeg));
-	host[hend - hbeg] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 /* Drop the connection after a failure and hold off the next attempt. */
 static void redis_drop(struct kiln_redis *r, const char *err)
 {
@@ -173,7 +141,7 @@ static int redis_connect(struct kiln_redis *r, int64_t connect_ms, int64_t cmd_m
 	redisContext *ctx = NULL;
 	int port;
 
-	if (redis_parse_addr(r->cfg.address, host, sizeof(host), &port) < 0) {
+	if (kiln_parse_addr(r->cfg.address, host, sizeof(host), &port) < 0) {
 		snprintf(err, errlen, "redis: bad address '%s'", r->cfg.address);
 		goto fail;
 	}

@@ -184,29 +184,19 @@ fail:
 
 static int listen_tcp(const char *addr, int backlog, char *err, size_t errlen)
 {
-	char host[256];
-	const char *colon = strrchr(addr, ':');
+	char host[256], port[16];
 	struct addrinfo hints, *res = NULL;
-	int fd = -1, one = 1, rc;
-	size_t hlen;
+	int fd = -1, one = 1, rc, p;
 
-	if (colon == NULL || colon == addr) {
+	if (kiln_parse_addr(addr, host, sizeof(host), &p) < 0 || p < 0) {
 		snprintf(err, errlen, "--listen wants PATH or HOST:PORT, got '%s'", addr);
 		return -1;
 	}
-	hlen = (size_t)(colon - addr);
-	if (addr[0] == '[' && hlen >= 2 && addr[hlen - 1] == ']')
-		addr++, hlen -= 2;
-	if (hlen >= sizeof(host)) {
-		snprintf(err, errlen, "host too long");
-		return -1;
-	}
-	memcpy(host, addr, hlen);
-	host[hlen] = '\0';
+	snprintf(port, sizeof(port), "%d", p);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
 		return -1;

@@ -91,6 +91,36 @@ int kiln_parse_size(const char *s, int64_t *out)
 	return -1;
 }
 
+int kiln_parse_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *hend, *hbeg = addr;
+	int64_t p;
+
+	if (addr[0] == '/') {
+		*port = -1;
+		return kiln_strlcpy(host, addr, hostlen) < hostlen ? 0 : -1;
+	}
+	if (addr[0] == '[') {
+		hbeg = addr + 1;
+		hend = strchr(hbeg, ']');
+		if (hend == NULL || hend[1] != ':')
+			return -1;
+		colon = hend + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)))
+			return -1;
+		hend = colon;
+	}
+	if (hend == hbeg || (size_t)(hend - hbeg) >= hostlen ||
+	    kiln_parse_int(colon + 1, 1, 65535, &p) < 0)
+		return -1;
+	memcpy(host, hbeg, (size_t)(hend - hbeg));
+	host[hend - hbeg] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
 int kiln_parse_bool(const char *s, int *out)
 {
 	static const char *const yes[] = {"on", "true", "yes", "1"};

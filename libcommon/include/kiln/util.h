@@ -17,6 +17,11 @@ int kiln_parse_duration_ms(const char *s, int64_t *out_ms);
  * Returns 0, or -1 on a bad value or overflow. */
 int kiln_parse_size(const char *s, int64_t *out);
 
+/* Split an address "/abs/path", "host:port" or "[v6]:port" (port 1..65535)
+ * into host (the path for a unix socket) and port (-1 for a unix socket).
+ * Returns 0, or -1 when malformed or host does not fit hostlen. */
+int kiln_parse_addr(const char *addr, char *host, size_t hostlen, int *port);
+
 /* Parse "on|off|true|false|yes|no|1|0". Returns 0, or -1 otherwise. */
 int kiln_parse_bool(const char *s, int *out);
 
