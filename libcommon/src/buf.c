@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kiln/buf.h"
+#include "kiln/util.h"
 
 static char kiln_buf_empty[1];
 
@@ -107,35 +108,6 @@ int kiln_buf_printf(struct kiln_buf *b, const char *fmt, ...)
 	return rc;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	unsigned int cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 int kiln_buf_add_json_str(struct kiln_buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -151,7 +123,7 @@ int kiln_buf_add_json_str(struct kiln_buf *b, const char *s, size_t n)
 			continue;
 		}
 		if (c >= 0x80) {
-			k = utf8_seq_len(p + i, n - i);
+			k = kiln_utf8_len(p + i, n - i);
 			if (k) {
 				i += k, run += k;
 				continue;

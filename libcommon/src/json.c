@@ -56,35 +56,6 @@ static void json_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
-static size_t json_utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	unsigned int cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static int json_scan_fail(struct json_scan *sc, size_t pos, enum json_scan_kind kind)
 {
 	sc->pos = pos;
@@ -259,7 +230,7 @@ static int json_scan_utf8(struct json_scan *sc)
 	size_t i = 0, k;
 
 	while (i < sc->len) {
-		k = json_utf8_len(sc->s + i, sc->len - i);
+		k = kiln_utf8_len(sc->s + i, sc->len - i);
 		if (k == 0)
 			return json_scan_fail(sc, i, JSON_SCAN_UTF8);
 		i += k;

@@ -26,6 +26,13 @@ stack_up() {
 	}
 }
 
+# stack_attach: in setup()/teardown_file(), find the stack setup_file started.
+stack_attach() {
+	STACK=$(cat "$BATS_FILE_TMPDIR/stack")
+	PORT=$(. "$STACK/stack.env" && echo "$KILN_HTTP_PORT")
+	BASE="http://127.0.0.1:$PORT"
+}
+
 stack_down() {
 	[ -n "${STACK:-}" ] || return 0
 	"$REPO/scripts/stack" stop "$STACK" >/dev/null 2>&1 || true

@@ -14,15 +14,13 @@ setup_file() {
 
 teardown_file() {
 	load helpers
-	STACK=$(cat "$BATS_FILE_TMPDIR/stack")
+	stack_attach
 	stack_down
 }
 
 setup() {
 	load helpers
-	STACK=$(cat "$BATS_FILE_TMPDIR/stack")
-	PORT=$(sed -n 's/.*listen 127.0.0.1:\([0-9]*\).*/\1/p' "$STACK/nginx/site.conf" | head -1)
-	BASE="http://127.0.0.1:$PORT"
+	stack_attach
 }
 
 worker_count() {

@@ -22,6 +22,11 @@ int kiln_parse_size(const char *s, int64_t *out);
  * Returns 0, or -1 when malformed or host does not fit hostlen. */
 int kiln_parse_addr(const char *addr, char *host, size_t hostlen, int *port);
 
+/* Length of the valid UTF-8 sequence at s (n >= 1 bytes available): 1..4,
+ * or 0 when s does not start a valid sequence (overlong forms, surrogates and
+ * code points past U+10FFFF are invalid). */
+size_t kiln_utf8_len(const unsigned char *s, size_t n);
+
 /* Parse "on|off|true|false|yes|no|1|0". Returns 0, or -1 otherwise. */
 int kiln_parse_bool(const char *s, int *out);
 
