@@ -19,8 +19,11 @@
 
 enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_DURATION, CFG_SIZE, CFG_ENUM };
 
-/* A secret also accepts <key>_file and its value never appears in a message. */
-#define CFG_SECRET 1u
+/* A secret also accepts <key>_file and its value never appears in a message.
+ * A file-only secret (signing keys) may not be written in the config text or
+ * the environment at all; its min is the least number of bytes it holds. */
+#define CFG_SECRET    1u
+#define CFG_FILE_ONLY 2u
 
 struct cfg_key {
 	const char *section;
@@ -52,6 +55,7 @@ struct cfg_key {
 #define K_BOOL(s, k, f, d)         {s, k, CFG_BOOL, OFF(f), SIZE(f), 0, 1, d, 0, NULL}
 #define K_STR(s, k, f, d, fl)      {s, k, CFG_STR, OFF(f), SIZE(f), 0, 0, d, fl, NULL}
 #define K_ENUM(s, k, f, d, ch)     {s, k, CFG_ENUM, OFF(f), SIZE(f), 0, 0, d, 0, ch}
+#define K_KEY(s, k, f, lo)         {s, k, CFG_STR, OFF(f), SIZE(f), lo, 0, "", CFG_SECRET | CFG_FILE_ONLY, NULL}
 
 static const struct cfg_key cfg_keys[] = {
 	K_INT(  "server",    "workers",           server.workers,                0, 64, "0"),
@@ -82,13 +86,35 @@ static const struct cfg_key cfg_keys[] = {
 	K_STR(  "health",    "disk_path",         health.disk_path,              "/", 0),
 	K_SIZE( "health",    "disk_min_free",     health.disk_min_free,          0, INT64_MAX, "100M"),
 	K_SIZE( "health",    "disk_warn_free",    health.disk_warn_free,         0, INT64_MAX, "1G"),
+	K_STR(  "auth",      "issuer",            auth.issuer,                   "kiln", 0),
+	K_STR(  "auth",      "audience",          auth.audience,                 "kiln", 0),
+	K_KEY(  "auth",      "jwt_key",           auth.jwt_key,                  32),
+	K_STR(  "auth",      "jwt_key_id",        auth.jwt_key_id,               "k1", 0),
+	K_KEY(  "auth",      "jwt_previous_key",  auth.jwt_previous_key,         32),
+	K_STR(  "auth",      "jwt_previous_key_id", auth.jwt_previous_key_id,    "", 0),
+	K_DUR(  "auth",      "access_ttl",        auth.access_ttl_ms,            10 * SEC, 24 * HOUR, "10m"),
+	K_DUR(  "auth",      "refresh_ttl",       auth.refresh_ttl_ms,           MIN, 8760 * HOUR, "720h"),
+	K_DUR(  "auth",      "refresh_grace",     auth.refresh_grace_ms,         0, 5 * MIN, "30s"),
+	K_DUR(  "auth",      "leeway",            auth.leeway_ms,                0, 60 * SEC, "30s"),
+	K_DUR(  "auth",      "sv_cache",          auth.sv_cache_ms,              0, HOUR, "60s"),
+	K_INT(  "auth",      "lockout_threshold", auth.lockout_threshold,        1, 1000, "5"),
+	K_DUR(  "auth",      "lockout_base",      auth.lockout_base_ms,          1, HOUR, "1s"),
+	K_DUR(  "auth",      "lockout_max",       auth.lockout_max_ms,           1, 24 * HOUR, "15m"),
+	K_INT(  "auth",      "lockout_hourly_limit", auth.lockout_hourly_limit,  1, 100000, "100"),
+	K_INT(  "auth",      "ip_rate",           auth.ip_rate,                  1, 1000000, "30"),
+	K_DUR(  "auth",      "ip_period",         auth.ip_period_ms,             SEC, 24 * HOUR, "60s"),
+	K_INT(  "auth",      "ip_burst",          auth.ip_burst,                 1, 1000000, "10"),
+	K_SIZE( "auth",      "argon2_memory",     auth.argon2_memory,            MB, GB, "19M"),
+	K_INT(  "auth",      "argon2_iterations", auth.argon2_iterations,        1, 100, "2"),
+	K_INT(  "auth",      "argon2_parallelism", auth.argon2_parallelism,      1, 16, "1"),
+	K_BOOL( "auth",      "common_password_check", auth.common_password_check, "on"),
 };
 /* clang-format on */
 
 #define CFG_NKEYS KILN_ARRAY_LEN(cfg_keys)
 
-static const char *const cfg_sections[] = {"server", "log",       "database",
-                                           "redis",  "memcached", "health"};
+static const char *const cfg_sections[] = {"server",    "log",    "database", "redis",
+                                           "memcached", "health", "auth"};
 
 /* One [name] of the file; a repeated header continues the same section, so a
  * key set twice is caught even when the two lines are far apart. */
@@ -419,6 +445,9 @@ static int cfg_set(struct cfg_state *st, int idx, int is_file, const char *v)
 	if (other)
 		return cfg_fail(st, "[%s] %s%s: %s%s is already set on line %u; use one of them",
 		                sec->name, k->key, sfx, k->key, is_file ? "" : "_file", other);
+	if (!is_file && (k->flags & CFG_FILE_ONLY))
+		return cfg_fail(st, "[%s] %s: a key is never written in the config; set %s_file",
+		                sec->name, k->key, k->key);
 	sec->line[idx][is_file] = st->lineno;
 	if (is_file) {
 		if (*v == '\0' || strlen(v) >= KILN_CFG_STR_MAX)
@@ -549,6 +578,8 @@ static int cfg_apply_env(struct cfg_state *st)
 			return cfg_fail(st, "%s and %s are both set; use one of them", name, fname);
 		}
 		kiln_strlcpy(st->where, fv ? fname : name, sizeof(st->where));
+		if (v && (k->flags & CFG_FILE_ONLY))
+			return cfg_fail(st, "a key is never given in the environment; set %s", fname);
 		if (fv && (*fv == '\0' || strlen(fv) >= KILN_CFG_STR_MAX))
 			return cfg_fail(st, "[%s] %s_file: path is empty or longer than %d bytes",
 			                k->section, k->key, KILN_CFG_STR_MAX - 1);
@@ -599,6 +630,9 @@ static int cfg_read_secret(struct cfg_state *st, const struct cfg_key *k, const 
 	else if (len >= k->size || memchr(data, '\0', len))
 		rc = cfg_fail(st, "'%s' holds more than %zu bytes or a NUL byte", path.data,
 		              k->size - 1);
+	else if ((int64_t)len < k->min)
+		rc = cfg_fail(st, "'%s' holds %zu bytes; at least %lld are needed", path.data, len,
+		              (long long)k->min);
 	else
 		memcpy((char *)&st->work + k->offset, data, len + 1);
 	if (data) {

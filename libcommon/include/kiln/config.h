@@ -61,6 +61,32 @@ struct kiln_cfg_health {
 	int64_t disk_warn_free;   /* bytes; below = warn */
 };
 
+/* [auth]: tokens, lockout, per-IP limits, password hashing. */
+struct kiln_cfg_auth {
+	char issuer[128];
+	char audience[128];
+	char jwt_key[KILN_CFG_STR_MAX];          /* from jwt_key_file only, >= 32 bytes */
+	char jwt_key_id[64];
+	char jwt_previous_key[KILN_CFG_STR_MAX]; /* optional, from jwt_previous_key_file */
+	char jwt_previous_key_id[64];
+	int64_t access_ttl_ms;
+	int64_t refresh_ttl_ms;
+	int64_t refresh_grace_ms;   /* a rotated refresh token still yields its successor */
+	int64_t leeway_ms;          /* clock skew allowed on exp/nbf/iat */
+	int64_t sv_cache_ms;        /* Redis cache of users' session_version */
+	int64_t lockout_threshold;  /* failures before the delay starts */
+	int64_t lockout_base_ms;    /* first delay; doubles per further failure */
+	int64_t lockout_max_ms;
+	int64_t lockout_hourly_limit; /* failures per hour before locking for the hour */
+	int64_t ip_rate;            /* requests per ip_period per client address */
+	int64_t ip_period_ms;
+	int64_t ip_burst;
+	int64_t argon2_memory;      /* bytes */
+	int64_t argon2_iterations;
+	int64_t argon2_parallelism;
+	int common_password_check;  /* reject passwords found by cracklib */
+};
+
 struct kiln_config {
 	char path[KILN_CFG_STR_MAX]; /* file it was loaded from */
 	char app[32];                /* program it was loaded for */
@@ -70,6 +96,7 @@ struct kiln_config {
 	struct kiln_cfg_redis redis;
 	struct kiln_cfg_memcached memcached;
 	struct kiln_cfg_health health;
+	struct kiln_cfg_auth auth;
 };
 
 /* Fill cfg with the defaults of every key. */

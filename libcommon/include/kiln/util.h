@@ -51,6 +51,13 @@ size_t kiln_strlcpy(char *dst, const char *src, size_t dstlen);
  * errno set (EFBIG when larger than max). */
 char *kiln_read_file(const char *path, size_t max, size_t *len_out);
 
+/* base64url without padding (RFC 4648 §5). encode writes a NUL-terminated
+ * string and returns its length, or -1 when out is too small. decode returns
+ * the number of bytes written, or -1 on a bad character, bad length or
+ * overflow of outlen. */
+long kiln_b64url_encode(const void *in, size_t len, char *out, size_t outlen);
+long kiln_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen);
+
 #define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif
