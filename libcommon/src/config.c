@@ -96,7 +96,6 @@ static const struct cfg_key cfg_keys[] = {
 	K_DUR(  "auth",      "refresh_ttl",       auth.refresh_ttl_ms,           MIN, 8760 * HOUR, "720h"),
 	K_DUR(  "auth",      "refresh_grace",     auth.refresh_grace_ms,         0, 5 * MIN, "30s"),
 	K_DUR(  "auth",      "leeway",            auth.leeway_ms,                0, 60 * SEC, "30s"),
-	K_DUR(  "auth",      "sv_cache",          auth.sv_cache_ms,              0, HOUR, "60s"),
 	K_INT(  "auth",      "lockout_threshold", auth.lockout_threshold,        1, 1000, "5"),
 	K_DUR(  "auth",      "lockout_base",      auth.lockout_base_ms,          1, HOUR, "1s"),
 	K_DUR(  "auth",      "lockout_max",       auth.lockout_max_ms,           1, 24 * HOUR, "15m"),

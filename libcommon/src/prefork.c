@@ -267,7 +267,8 @@ static void reload_config(void)
 
 	kiln_server_notify("RELOADING=1");
 	if (kiln_config_load(&cfg, kiln_srv.config_path, kiln_srv.app->name, err, sizeof(err)) <
-	    0) {
+		    0 ||
+	    (kiln_srv.app->check_config && kiln_srv.app->check_config(&cfg, err, sizeof(err)) < 0)) {
 		kiln_error("reload failed; keeping the running configuration", "error=%s", err);
 		kiln_server_notify("READY=1\nSTATUS=reload failed; see the log");
 		return;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/sha.h>
+
 #include "kiln/redis.h"
 #include "kiln/util.h"
 
@@ -190,6 +192,21 @@ static int redis_ensure(struct kiln_redis *r, int force, int64_t connect_ms, int
 	return redis_connect(r, connect_ms, cmd_ms, err, errlen);
 }
 
+/* After a timeout or I/O error the stream is out of step with the server:
+ * the connection cannot be reused. Returns reply, or NULL with err set and
+ * the connection dropped. */
+static redisReply *redis_checked(struct kiln_redis *r, redisReply *reply, char *err, size_t errlen)
+{
+	if (reply && !r->ctx->err)
+		return reply;
+	snprintf(err, errlen, "redis: %s: %s", r->cfg.address,
+	         r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+	if (reply)
+		freeReplyObject(reply);
+	redis_drop(r, err);
+	return NULL;
+}
+
 redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, const char *fmt, ...)
 {
 	struct redis_sigpipe sp;
@@ -202,16 +219,68 @@ redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, c
 		va_start(ap, fmt);
 		reply = redisvCommand(r->ctx, fmt, ap);
 		va_end(ap);
-		/* After a timeout or I/O error the stream is out of step with
-		 * the server: the connection cannot be reused. */
-		if (reply == NULL || r->ctx->err) {
-			snprintf(err, errlen, "redis: %s: %s", r->cfg.address,
-			         r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
-			if (reply)
-				freeReplyObject(reply);
-			reply = NULL;
-			redis_drop(r, err);
-		}
+		reply = redis_checked(r, reply, err, errlen);
+	}
+	redis_sigpipe_restore(&sp);
+	return reply;
+}
+
+/* The script's SHA1 as Redis names it, computed once. */
+static void redis_script_sha(struct kiln_redis_script *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[SHA_DIGEST_LENGTH];
+	size_t i;
+
+	if (s->sha[0])
+		return;
+	SHA1((const unsigned char *)s->source, strlen(s->source), md);
+	for (i = 0; i < sizeof(md); i++) {
+		s->sha[2 * i] = hex[md[i] >> 4];
+		s->sha[2 * i + 1] = hex[md[i] & 15];
+	}
+	s->sha[2 * sizeof(md)] = '\0';
+}
+
+/* One EVALSHA or EVAL (cmd) of s on the open connection. Returns the reply,
+ * or NULL with err set and the connection dropped. */
+static redisReply *redis_eval_once(struct kiln_redis *r, const char *cmd, const char *body,
+                                   int nkeys, int argc, const char **argv, char *err, size_t errlen)
+{
+	const char *vec[KILN_REDIS_EVAL_MAX_ARGS + 3];
+	char nk[16];
+	redisReply *reply;
+
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	vec[0] = cmd;
+	vec[1] = body;
+	vec[2] = nk;
+	if (argc > 0)
+		memcpy(vec + 3, argv, (size_t)argc * sizeof(*argv));
+	reply = redisCommandArgv(r->ctx, argc + 3, vec, NULL);
+	return redis_checked(r, reply, err, errlen);
+}
+
+/* EVALSHA first: the source travels only when this server lacks the script
+ * (first use, restart, SCRIPT FLUSH). */
+redisReply *kiln_redis_eval(struct kiln_redis *r, struct kiln_redis_script *s, int nkeys, int argc,
+                            const char **argv, char *err, size_t errlen)
+{
+	struct redis_sigpipe sp;
+	redisReply *reply = NULL;
+
+	if (nkeys < 0 || nkeys > argc || argc > KILN_REDIS_EVAL_MAX_ARGS) {
+		snprintf(err, errlen, "redis: eval with %d keys of %d arguments", nkeys, argc);
+		return NULL;
+	}
+	redis_script_sha(s);
+	redis_sigpipe_block(&sp);
+	if (redis_ensure(r, 0, redis_ms(r->cfg.connect_timeout_ms),
+	                 redis_ms(r->cfg.command_timeout_ms), err, errlen) == 0)
+		reply = redis_eval_once(r, "EVALSHA", s->sha, nkeys, argc, argv, err, errlen);
+	if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+		freeReplyObject(reply);
+		reply = redis_eval_once(r, "EVAL", s->source, nkeys, argc, argv, err, errlen);
 	}
 	redis_sigpipe_restore(&sp);
 	return reply;

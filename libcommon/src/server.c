@@ -326,6 +326,10 @@ int kiln_server_main(const struct kiln_app *app, int argc, char **argv)
 		fprintf(stderr, "kiln-%s: %s\n", app->name, err);
 		return 1;
 	}
+	if (app->check_config && app->check_config(&kiln_srv.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kiln-%s: %s: %s\n", app->name, args.config, err);
+		return 1;
+	}
 	if (kiln_router_check(app->routes, app->nroutes, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kiln-%s: bad route table: %s\n", app->name, err);
 		return 1;

@@ -256,3 +256,79 @@ char *kiln_read_file(const char *path, size_t max, size_t *len_out)
 		*len_out = len;
 	return data;
 }
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+long kiln_b64url_encode(const void *in, size_t len, char *out, size_t outlen)
+{
+	const unsigned char *s = in;
+	size_t need, i, o = 0;
+	uint32_t v;
+
+	if (len / 3 >= ((size_t)LONG_MAX - 4) / 4)
+		return -1;
+	need = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
+	if (outlen <= need)
+		return -1;
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+		out[o++] = b64url_alphabet[v >> 18];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+		out[o++] = b64url_alphabet[(v >> 6) & 63];
+		out[o++] = b64url_alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		out[o++] = b64url_alphabet[s[i] >> 2];
+		out[o++] = b64url_alphabet[(s[i] & 3) << 4];
+	} else if (len - i == 2) {
+		v = (uint32_t)s[i] << 8 | s[i + 1];
+		out[o++] = b64url_alphabet[v >> 10];
+		out[o++] = b64url_alphabet[(v >> 4) & 63];
+		out[o++] = b64url_alphabet[(v & 15) << 2];
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+static int b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Decoding is canonical: the unused low bits of a final partial group must be
+ * zero, so each byte string has exactly one accepted encoding and a token
+ * cannot be altered into a different string that still verifies. */
+long kiln_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
+{
+	size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0), i, o = 0;
+	uint32_t v = 0;
+	int d, bits = 0;
+
+	if (len % 4 == 1 || need > outlen || need > (size_t)LONG_MAX)
+		return -1;
+	for (i = 0; i < len; i++) {
+		d = b64url_value((unsigned char)in[i]);
+		if (d < 0)
+			return -1;
+		v = (v << 6 | (uint32_t)d) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(v >> bits);
+		}
+	}
+	if (v & ((1u << bits) - 1))
+		return -1;
+	return (long)o;
+}

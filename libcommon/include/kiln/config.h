@@ -73,7 +73,6 @@ struct kiln_cfg_auth {
 	int64_t refresh_ttl_ms;
 	int64_t refresh_grace_ms;   /* a rotated refresh token still yields its successor */
 	int64_t leeway_ms;          /* clock skew allowed on exp/nbf/iat */
-	int64_t sv_cache_ms;        /* Redis cache of users' session_version */
 	int64_t lockout_threshold;  /* failures before the delay starts */
 	int64_t lockout_base_ms;    /* first delay; doubles per further failure */
 	int64_t lockout_max_ms;

@@ -56,7 +56,9 @@ int kiln_jwt_keys_from_config(struct kiln_jwt_keys *keys, const struct kiln_cfg_
 
 /* Sign claims with the current key: header {"alg":"HS256","typ":"JWT","kid":..},
  * payload {iss,aud,sub,iat,nbf=iat,exp,sv,sid,role}. Writes a NUL-terminated
- * token to out. Returns its length, or -1 when out is too small. */
+ * token to out. Returns its length, or -1 when out is too small, there is no
+ * current key, or the claims are ones verify would refuse (sub or sid < 1,
+ * sv < 0, role not 1..15 bytes of [a-z]). */
 int kiln_jwt_sign(const struct kiln_jwt_keys *keys, const struct kiln_jwt_claims *c, char *out,
 		  size_t outlen);
 

@@ -26,4 +26,23 @@ redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, c
  * backoff). Returns 0, or -1 with err set. */
 int kiln_redis_ping(struct kiln_redis *r, int64_t timeout_ms, char *err, size_t errlen);
 
+/* A Lua script run by EVALSHA. source is the script text; sha (its SHA1,
+ * lowercase hex) is filled in on first use, so a static initializer
+ * { source } is enough. */
+struct kiln_redis_script {
+	const char *source;
+	char sha[41];
+};
+
+#define KILN_REDIS_EVAL_MAX_ARGS 32
+
+/* Run script s by EVALSHA with argv = nkeys keys then the arguments (argc
+ * strings in all), sending the source once by EVAL when Redis answers
+ * NOSCRIPT. Returns the reply as kiln_redis_command does (an error reply is
+ * returned as is), or NULL with err set when Redis is unreachable or timed
+ * out (connection dropped, backoff as above) or when nkeys/argc are out of
+ * range (0 <= nkeys <= argc <= KILN_REDIS_EVAL_MAX_ARGS). */
+redisReply *kiln_redis_eval(struct kiln_redis *r, struct kiln_redis_script *s, int nkeys, int argc,
+                            const char **argv, char *err, size_t errlen);
+
 #endif
