@@ -107,13 +107,26 @@ static const struct cfg_key cfg_keys[] = {
 	K_INT(  "auth",      "argon2_iterations", auth.argon2_iterations,        1, 100, "2"),
 	K_INT(  "auth",      "argon2_parallelism", auth.argon2_parallelism,      1, 16, "1"),
 	K_BOOL( "auth",      "common_password_check", auth.common_password_check, "on"),
+	K_INT(  "worker",    "executors",         worker.executors,              1, 64, "2"),
+	K_STR(  "worker",    "queues",            worker.queues,                 "default", 0),
+	K_INT(  "worker",    "batch",             worker.batch,                  1, 1000, "10"),
+	K_BOOL( "worker",    "listen",            worker.listen,                 "on"),
+	K_DUR(  "worker",    "poll_interval",     worker.poll_interval_ms,       10, HOUR, "1s"),
+	K_DUR(  "worker",    "heartbeat",         worker.heartbeat_ms,           100, HOUR, "10s"),
+	K_DUR(  "worker",    "rescue_after",      worker.rescue_after_ms,        SEC, 24 * HOUR, "60s"),
+	K_DUR(  "worker",    "job_timeout",       worker.job_timeout_ms,         100, 24 * HOUR, "60s"),
+	K_DUR(  "worker",    "shutdown_timeout",  worker.shutdown_timeout_ms,    0, HOUR, "30s"),
+	K_DUR(  "worker",    "lease_ttl",         worker.lease_ttl_ms,           SEC, HOUR, "30s"),
+	K_DUR(  "worker",    "prune_completed_after", worker.prune_completed_after_ms, MIN, 8760 * HOUR, "24h"),
+	K_DUR(  "worker",    "prune_discarded_after", worker.prune_discarded_after_ms, MIN, 8760 * HOUR, "168h"),
+	K_BOOL( "worker",    "test_kinds",        worker.test_kinds,             "off"),
 };
 /* clang-format on */
 
 #define CFG_NKEYS KILN_ARRAY_LEN(cfg_keys)
 
-static const char *const cfg_sections[] = {"server",    "log",    "database", "redis",
-                                           "memcached", "health", "auth"};
+static const char *const cfg_sections[] = {"server", "log",  "database", "redis", "memcached",
+                                           "health", "auth", "worker"};
 
 /* One [name] of the file; a repeated header continues the same section, so a
  * key set twice is caught even when the two lines are far apart. */

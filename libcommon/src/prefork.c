@@ -257,7 +257,8 @@ static void begin_shutdown(void)
 	for (i = 0; i < KILN_STATS_MAX_SLOTS; i++)
 		if (children[i].pid)
 			stop_child(i);
-	close(kiln_srv.listen_fd);
+	if (kiln_srv.listen_fd >= 0)
+		close(kiln_srv.listen_fd);
 }
 
 static void reload_config(void)

@@ -340,15 +340,20 @@ int kiln_server_main(const struct kiln_app *app, int argc, char **argv)
 	}
 	kiln_log_init(app->name, kiln_srv.cfg.log.format, kiln_srv.cfg.log.level,
 		      kiln_srv.cfg.log.file);
-	kiln_srv.listen_fd =
-		find_listen_fd(args.listen, (int)kiln_srv.cfg.server.backlog, err, sizeof(err));
-	if (kiln_srv.listen_fd < 0) {
-		kiln_error("cannot listen", "error=%s", err);
-		return 3;
+	kiln_srv.listen_fd = -1;
+	if (app->run == NULL) {
+		kiln_srv.listen_fd = find_listen_fd(args.listen, (int)kiln_srv.cfg.server.backlog,
+						    err, sizeof(err));
+		if (kiln_srv.listen_fd < 0) {
+			kiln_error("cannot listen", "error=%s", err);
+			return 3;
+		}
+		/* Non-blocking, so a worker that loses the race for a connection
+		 * gets EAGAIN from accept instead of sleeping in it, deaf to
+		 * signals. */
+		fcntl(kiln_srv.listen_fd, F_SETFL,
+		      fcntl(kiln_srv.listen_fd, F_GETFL) | O_NONBLOCK);
 	}
-	/* Non-blocking, so a worker that loses the race for a connection gets
-	 * EAGAIN from accept instead of sleeping in it, deaf to signals. */
-	fcntl(kiln_srv.listen_fd, F_SETFL, fcntl(kiln_srv.listen_fd, F_GETFL) | O_NONBLOCK);
 	kiln_srv.workers = kiln_server_worker_count(&kiln_srv.cfg);
 	kiln_srv.master_pid = getpid();
 	kiln_srv.start_wall_ms = kiln_wall_ms();
@@ -363,7 +368,8 @@ int kiln_server_main(const struct kiln_app *app, int argc, char **argv)
 	}
 	if (open_scoreboard() < 0)
 		return 1;
-	FCGX_Init();
+	if (app->run == NULL)
+		FCGX_Init();
 	return kiln_prefork_run();
 }
 

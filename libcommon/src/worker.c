@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #define IDLE_WAKE_MS 1000 /* re-check flags even without traffic */
 
 static struct kiln_stats_slot *my_slot;
+static sigset_t my_waitmask;
 static struct kiln_req the_req;
 static struct kiln_buf out;
 
@@ -134,14 +136,40 @@ static int setup_worker(int slot, sigset_t *waitmask, int *epfd)
 	signal(SIGCHLD, SIG_DFL);
 	my_slot = kiln_stats_slot(&kiln_srv.stats, slot);
 	__atomic_store_n(&my_slot->pid, getpid(), __ATOMIC_RELAXED);
-	*epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (*epfd < 0 || epoll_ctl(*epfd, EPOLL_CTL_ADD, kiln_srv.listen_fd, &ev) < 0) {
-		kiln_error("epoll setup failed", "error=%s", strerror(errno));
-		return -1;
+	if (kiln_srv.listen_fd >= 0) {
+		*epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (*epfd < 0 ||
+		    epoll_ctl(*epfd, EPOLL_CTL_ADD, kiln_srv.listen_fd, &ev) < 0) {
+			kiln_error("epoll setup failed", "error=%s", strerror(errno));
+			return -1;
+		}
 	}
 	if (kiln_srv.app->worker_init && kiln_srv.app->worker_init(&kiln_srv.cfg) != 0)
 		return -1;
 	return 0;
+}
+
+int kiln_server_stopping(void)
+{
+	return kiln_sig_term != 0;
+}
+
+int kiln_server_wait(int fd, int64_t timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+	int n;
+
+	if (kiln_sig_usr1) {
+		kiln_sig_usr1 = 0;
+		kiln_log_reopen();
+	}
+	if (kiln_sig_term)
+		return 0;
+	n = ppoll(&p, fd >= 0 ? 1 : 0, &ts, &my_waitmask);
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	return n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
 }
 
 void kiln_worker_main(int slot)
@@ -153,8 +181,13 @@ void kiln_worker_main(int slot)
 
 	if (setup_worker(slot, &waitmask, &epfd) < 0)
 		_exit(KILN_EXIT_INIT_FAILED);
-	FCGX_InitRequest(&fr, kiln_srv.listen_fd, 0);
+	my_waitmask = waitmask;
 	__atomic_store_n(&my_slot->state, KILN_WORKER_IDLE, __ATOMIC_RELAXED);
+	if (kiln_srv.app->run) {
+		code = kiln_srv.app->run(slot);
+		goto out;
+	}
+	FCGX_InitRequest(&fr, kiln_srv.listen_fd, 0);
 	while (!kiln_sig_term) {
 		if (kiln_sig_usr1) {
 			kiln_sig_usr1 = 0;
@@ -178,6 +211,7 @@ void kiln_worker_main(int slot)
 			break;
 		}
 	}
+out:
 	__atomic_store_n(&my_slot->state, KILN_WORKER_EXITING, __ATOMIC_RELAXED);
 	if (kiln_srv.app->worker_exit)
 		kiln_srv.app->worker_exit();

@@ -86,6 +86,23 @@ struct kiln_cfg_auth {
 	int common_password_check;  /* reject passwords found by cracklib */
 };
 
+/* [worker]: kiln-worker, the durable job queue's executor daemon. */
+struct kiln_cfg_worker {
+	int64_t executors;          /* executor processes, each with its own connection */
+	char queues[256];           /* comma-separated queues to work, "default" */
+	int64_t batch;              /* jobs fetched per round trip */
+	int listen;                 /* wake on LISTEN/NOTIFY (off behind a transaction pooler) */
+	int64_t poll_interval_ms;   /* fallback polling */
+	int64_t heartbeat_ms;       /* running jobs are touched this often */
+	int64_t rescue_after_ms;    /* a running job with an older heartbeat is rescued */
+	int64_t job_timeout_ms;     /* default per-kind timeout */
+	int64_t shutdown_timeout_ms;
+	int64_t lease_ttl_ms;       /* leader lease for periodic jobs */
+	int64_t prune_completed_after_ms;
+	int64_t prune_discarded_after_ms;
+	int test_kinds;             /* enable the test-only job kinds (fail, sleep) */
+};
+
 struct kiln_config {
 	char path[KILN_CFG_STR_MAX]; /* file it was loaded from */
 	char app[32];                /* program it was loaded for */
@@ -96,6 +113,7 @@ struct kiln_config {
 	struct kiln_cfg_memcached memcached;
 	struct kiln_cfg_health health;
 	struct kiln_cfg_auth auth;
+	struct kiln_cfg_worker worker;
 };
 
 /* Fill cfg with the defaults of every key. */

@@ -23,6 +23,11 @@ struct kiln_app {
 	/* App-specific checks of a loaded config (also for -t and SIGHUP).
 	 * Return 0, or -1 with a reason in err. May be NULL. */
 	int (*check_config)(const struct kiln_config *cfg, char *err, size_t errlen);
+	/* A program that serves no FastCGI socket (kiln-worker): each worker
+	 * process runs this instead of the request loop and returns its exit
+	 * status once kiln_server_stopping() is true. No listening socket is
+	 * looked for. NULL for FastCGI programs. */
+	int (*run)(int slot);
 	/* In each worker after fork. Return 0, or nonzero to make the worker exit. */
 	int (*worker_init)(const struct kiln_config *cfg);
 	void (*worker_exit)(void);
@@ -44,6 +49,15 @@ const struct kiln_stats *kiln_server_stats(void);
 struct kiln_db *kiln_server_db(void);
 struct kiln_redis *kiln_server_redis(void);
 struct kiln_mc *kiln_server_mc(void);
+
+/* Inside a worker: has SIGTERM/SIGINT (or the master's death) asked this
+ * process to stop? */
+int kiln_server_stopping(void);
+
+/* Inside a worker: wait until fd is readable (fd < 0: just wait) or
+ * timeout_ms passes; a signal cuts the wait short. SIGUSR1 reopens the log.
+ * Returns 1 when fd is readable, 0 on timeout or signal, -1 on error. */
+int kiln_server_wait(int fd, int64_t timeout_ms);
 
 /* Seconds since the master started. */
 double kiln_server_uptime(void);
