@@ -29,5 +29,6 @@ int ctl_usage(const char *usage);
 int ctl_migrate(struct ctl *ctx, int argc, char **argv);
 int ctl_create_admin(struct ctl *ctx, int argc, char **argv);
 int ctl_gen_secret(struct ctl *ctx, int argc, char **argv);
+int ctl_jobs(struct ctl *ctx, int argc, char **argv);
 
 #endif

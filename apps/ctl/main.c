@@ -30,6 +30,8 @@ static const struct ctl_command commands[] = {
      "create an administrator (or promote an existing user); password on stdin"},
     {"gen-secret", ctl_gen_secret, "PATH [--bytes N] [--force]",
      "write N (default 48) random bytes, base64url, to a new 0600 file"},
+    {"jobs", ctl_jobs, "stats | list | retry ID | discard ID | cancel ID | enqueue KIND [ARGS]",
+     "the job queue: counts, recent jobs, move one job, add jobs (see docs/operations.md)"},
     {"check-config", ctl_check_config, "", "load the whole configuration and report"},
     {"help", ctl_help, "", "this text"},
 };

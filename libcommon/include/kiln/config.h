@@ -86,9 +86,10 @@ struct kiln_cfg_auth {
 	int common_password_check;  /* reject passwords found by cracklib */
 };
 
-/* [worker]: kiln-worker, the durable job queue's executor daemon. */
+/* [worker]: kiln-worker, the durable job queue's executor daemon. Its number
+ * of executor processes and its drain bound are the prefork master's
+ * [server.worker] workers and shutdown_timeout. */
 struct kiln_cfg_worker {
-	int64_t executors;          /* executor processes, each with its own connection */
 	char queues[256];           /* comma-separated queues to work, "default" */
 	int64_t batch;              /* jobs fetched per round trip */
 	int listen;                 /* wake on LISTEN/NOTIFY (off behind a transaction pooler) */
@@ -96,7 +97,6 @@ struct kiln_cfg_worker {
 	int64_t heartbeat_ms;       /* running jobs are touched this often */
 	int64_t rescue_after_ms;    /* a running job with an older heartbeat is rescued */
 	int64_t job_timeout_ms;     /* default per-kind timeout */
-	int64_t shutdown_timeout_ms;
 	int64_t lease_ttl_ms;       /* leader lease for periodic jobs */
 	int64_t prune_completed_after_ms;
 	int64_t prune_discarded_after_ms;
