@@ -51,6 +51,16 @@ static const char sql_prune[] =
     " RETURNING 1) SELECT count(*) FROM d";
 static const char sql_prune_cron[] =
     "DELETE FROM cron_runs WHERE run_at < now() - interval '30 days'";
+/* Refresh tokens past their expiry can prove nothing; sessions are kept a
+ * week after they end (revoked or expired) for the record, then go with
+ * their tokens (ON DELETE CASCADE). */
+static const char sql_prune_tokens[] =
+    "WITH t AS (DELETE FROM refresh_tokens WHERE expires_at < now() RETURNING 1),"
+    " s AS (DELETE FROM sessions"
+    "       WHERE coalesce(revoked_at, expires_at) < now() - interval '7 days' RETURNING 1)"
+    " SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s)";
+/* Fresh statistics for the tables whose size changes fastest. */
+static const char sql_analyze[] = "ANALYZE jobs, users, sessions, refresh_tokens";
 
 struct maintenance *maintenance_new(const struct kiln_config *cfg, struct kiln_db *db)
 {
@@ -117,10 +127,10 @@ static PGresult *prune_step(struct maintenance *m, const char *sql, int n, const
 	return worker_sql(m->db, NULL, sql, n, v, PRUNE_TIMEOUT_MS, err, errlen);
 }
 
-/* Claim this hour's run of the prune: 1 claimed, 0 already run, -1 error. */
-static int prune_claim(struct maintenance *m, char *err, size_t errlen)
+/* Claim this hour's run of task key: 1 claimed, 0 already run, -1 error. */
+static int prune_claim(struct maintenance *m, const char *task, char *err, size_t errlen)
 {
-	const char *key[1] = {"prune_jobs"};
+	const char *key[1] = {task};
 	PGresult *r = prune_step(m, sql_cron_claim, 1, key, err, errlen);
 	int claimed;
 
@@ -132,7 +142,7 @@ static int prune_claim(struct maintenance *m, char *err, size_t errlen)
 }
 
 /* Delete finished jobs past their retention. Returns 0, or -1. */
-static int prune_delete(struct maintenance *m, long long *deleted, char *err, size_t errlen)
+static int prune_jobs(struct maintenance *m, long long *deleted, char *err, size_t errlen)
 {
 	char c[24], d[24];
 	const char *v[2] = {c, d};
@@ -150,11 +160,42 @@ static int prune_delete(struct maintenance *m, long long *deleted, char *err, si
 	return r ? 0 : -1;
 }
 
+static int prune_tokens(struct maintenance *m, long long *deleted, char *err, size_t errlen)
+{
+	PGresult *r = prune_step(m, sql_prune_tokens, 0, NULL, err, errlen);
+
+	if (r == NULL)
+		return -1;
+	*deleted = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+static int analyze(struct maintenance *m, long long *deleted, char *err, size_t errlen)
+{
+	PGresult *r = prune_step(m, sql_analyze, 0, NULL, err, errlen);
+
+	*deleted = 0;
+	PQclear(r);
+	return r ? 0 : -1;
+}
+
+/* The hourly periodic jobs; each runs on one host per hour (cron_runs). */
+static const struct cron_task {
+	const char *key;
+	int (*run)(struct maintenance *m, long long *affected, char *err, size_t errlen);
+} cron_tasks[] = {
+    {"prune_jobs", prune_jobs},
+    {"prune_tokens", prune_tokens},
+    {"analyze", analyze},
+};
+
 /* The hourly prune, in one transaction with its cron_runs row, so that a
  * failure leaves the hour unclaimed and the next check tries again.
  * Returns 1 when it ran (*deleted set), 0 when this hour already ran, -1 on
  * error. */
-static int prune_once(struct maintenance *m, long long *deleted, char *err, size_t errlen)
+static int prune_once(struct maintenance *m, const struct cron_task *t, long long *deleted,
+                      char *err, size_t errlen)
 {
 	char scratch[256];
 	PGresult *r;
@@ -167,9 +208,9 @@ static int prune_once(struct maintenance *m, long long *deleted, char *err, size
 	               errlen);
 	if (r != NULL) {
 		PQclear(r);
-		rc = prune_claim(m, err, errlen);
+		rc = prune_claim(m, t->key, err, errlen);
 	}
-	if (rc == 1 && prune_delete(m, deleted, err, errlen) < 0)
+	if (rc == 1 && t->run(m, deleted, err, errlen) < 0)
 		rc = -1;
 	if (rc == 1) {
 		r = prune_step(m, "COMMIT", 0, NULL, err, errlen);
@@ -185,23 +226,31 @@ static int prune_once(struct maintenance *m, long long *deleted, char *err, size
 
 static void maintenance_cron(struct maintenance *m, int64_t now)
 {
-	char err[512] = "";
-	long long deleted = 0;
+	char err[512];
+	long long affected;
+	size_t i;
 	int rc;
 
 	m->next_cron_ms = now + CRON_CHECK_MS;
-	rc = prune_once(m, &deleted, err, sizeof(err));
-	if (rc < 0) {
-		worker_count(C_DB_ERRORS, 1);
-		kiln_warn("periodic job failed; retrying at the next check", "cron_key=%s error=%s",
-		          "prune_jobs", err);
-		return;
+	for (i = 0; i < sizeof(cron_tasks) / sizeof(cron_tasks[0]); i++) {
+		const struct cron_task *t = &cron_tasks[i];
+
+		err[0] = '\0';
+		affected = 0;
+		rc = prune_once(m, t, &affected, err, sizeof(err));
+		if (rc < 0) {
+			worker_count(C_DB_ERRORS, 1);
+			kiln_warn("periodic job failed; retrying at the next check",
+			          "cron_key=%s error=%s", t->key, err);
+			continue;
+		}
+		if (rc == 0)
+			continue;
+		if (t->run == prune_jobs)
+			worker_count(C_JOBS_PRUNED, (uint64_t)affected);
+		kiln_info("periodic job ran", "cron_key=%s holder=%s affected=%lld", t->key,
+		          worker_id(), affected);
 	}
-	if (rc == 0)
-		return;
-	worker_count(C_JOBS_PRUNED, (uint64_t)deleted);
-	kiln_info("periodic job ran", "cron_key=%s holder=%s deleted=%lld", "prune_jobs",
-	          worker_id(), deleted);
 }
 
 void maintenance_tick(struct maintenance *m)

@@ -284,6 +284,9 @@ second_master_stop() {
 	[ "$hm" = "$m1" ] || [ "$hm" = "$m2" ]
 	# Each periodic run ran once, on the host whose insert won.
 	assert_equal "$(q "SELECT count(*) = count(DISTINCT (cron_key, run_at)) FROM cron_runs")" t
+	# every hourly task ran, once: job pruning, token pruning, ANALYZE
+	assert_equal "$(q "SELECT string_agg(DISTINCT cron_key, ',' ORDER BY cron_key) FROM cron_runs")" \
+		analyze,prune_jobs,prune_tokens
 	runs=$(cat "$STACK/log/worker.log" "$STACK/log/worker2.log" | grep -c '"msg":"periodic job ran"')
 	assert_equal "$runs" "$(q "SELECT count(*) FROM cron_runs")"
 	second_master_stop
