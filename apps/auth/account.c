@@ -11,24 +11,24 @@
 #include "auth.h"
 
 static const char sql_register[] =
-	"INSERT INTO users (email, display_name, password_hash) VALUES ($1, $2, $3) "
-	"ON CONFLICT ((lower(email))) DO NOTHING "
-	"RETURNING id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+    "INSERT INTO users (email, display_name, password_hash) VALUES ($1, $2, $3) "
+    "ON CONFLICT ((lower(email))) DO NOTHING "
+    "RETURNING id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
 
 static const char sql_me[] =
-	"SELECT id, email, display_name, role, "
-	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-	"FROM users WHERE id = $1";
+    "SELECT id, email, display_name, role, "
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+    "FROM users WHERE id = $1";
 
 static const char sql_hash[] = "SELECT password_hash FROM users WHERE id = $1";
 
 static const char sql_set_hash[] =
-	"UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1";
+    "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1";
 
 /* The session being used survives a password change; the others do not. */
 static const char sql_keep_session[] =
-	"UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL "
-	"WHERE id = $1 AND user_id = $2 AND revoked_reason = 'logout_all'";
+    "UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL "
+    "WHERE id = $1 AND user_id = $2 AND revoked_reason = 'logout_all'";
 
 static struct kiln_buf out;
 
@@ -44,12 +44,12 @@ static void user_json(struct kiln_buf *b, PGresult *res, const char *role, const
 
 /* Validate the register body into email/name/pw. Returns 0, or -1. */
 static int register_input(struct kiln_req *req, struct auth_input *in, char *email, char *name,
-			  const char **pw)
+                          const char **pw)
 {
 	const struct kiln_config *cfg = kiln_server_config();
 
 	auth_validate_register(in->obj, cfg->auth.common_password_check, email, name, pw,
-			       &in->errs);
+	                       &in->errs);
 	return auth_input_check(req, in);
 }
 
@@ -122,7 +122,7 @@ int auth_me(struct kiln_req *req)
 /* Check the current password. Returns 1 when right, 0 when wrong (error
  * recorded), -1 after writing an error response. */
 static int current_ok(struct kiln_req *req, const struct kiln_jwt_claims *c, const char *pw,
-		      struct auth_input *in)
+                      struct auth_input *in)
 {
 	char id[24];
 	const char *p[1] = {id};
@@ -133,7 +133,8 @@ static int current_ok(struct kiln_req *req, const struct kiln_jwt_claims *c, con
 	res = auth_sql(req, "pw_hash", sql_hash, 1, p);
 	if (res == NULL)
 		return -1;
-	ok = PQntuples(res) == 1 && kiln_password_verify(PQgetvalue(res, 0, 0), pw, strlen(pw)) == 1;
+	ok =
+	    PQntuples(res) == 1 && kiln_password_verify(PQgetvalue(res, 0, 0), pw, strlen(pw)) == 1;
 	PQclear(res);
 	if (!ok)
 		kiln_field_error_add(&in->errs, "current_password", "is incorrect");

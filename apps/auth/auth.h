@@ -56,7 +56,7 @@ void auth_input_free(struct auth_input *in);
  * succeeded; otherwise writes 503 (database unreachable) or 500 and
  * returns NULL. */
 PGresult *auth_sql(struct kiln_req *req, const char *name, const char *sql, int n,
-		   const char *const *params);
+                   const char *const *params);
 
 /* BEGIN / COMMIT / ROLLBACK. begin and commit return 0, or -1 after writing
  * the error response; rollback is best effort. */
@@ -78,22 +78,22 @@ void auth_refresh_hash(const char *tok, char hex[65]);
 /* Write the token response (Cache-Control: no-store) for claims, with the
  * refresh token when not NULL. Fills iat/exp of c. Returns 0, or -1. */
 int auth_send_tokens(struct kiln_req *req, int status, struct kiln_jwt_claims *c,
-		     const char *refresh);
+                     const char *refresh);
 
 /* The client's session row (user agent, address) for a new session; refresh
  * token and its hash; returns the session id, or -1 after writing the error.
  * Runs inside the caller's transaction. */
 int64_t auth_session_create(struct kiln_req *req, int64_t user_id, const char *refresh);
 
-/* Revoke every session of user_id and bump its session_version. Returns the new version, or -1 after writing an error.
- * Used by logout-all and password change. */
+/* Revoke every session of user_id and bump its session_version. Returns the new version, or -1
+ * after writing an error. Used by logout-all and password change. */
 int64_t auth_revoke_all(struct kiln_req *req, int64_t user_id);
 
 /* Validate a register body (validate.c; pure, also driven by the fuzzer):
  * email normalised into email (KILN_EMAIL_MAX + 1 bytes), display name
  * trimmed into name (101 bytes), *pw set; every problem recorded in errs. */
 void auth_validate_register(json_object *obj, int common_check, char *email, char *name,
-			    const char **pw, struct kiln_field_errors *errs);
+                            const char **pw, struct kiln_field_errors *errs);
 
 /* Trimmed display name: NULL when valid (copied into name, >= 101 bytes),
  * else the reason. */

@@ -18,9 +18,9 @@
 struct auth_ctx auth;
 
 const char *const auth_counter_names[] = {
-	"auth_registrations", "auth_logins_ok",          "auth_logins_failed",
-	"auth_lockouts",      "auth_refreshes",          "auth_refresh_reuse_detected",
-	"auth_password_changes", "ratelimit_rejections", NULL};
+    "auth_registrations",    "auth_logins_ok",       "auth_logins_failed",
+    "auth_lockouts",         "auth_refreshes",       "auth_refresh_reuse_detected",
+    "auth_password_changes", "ratelimit_rejections", NULL};
 
 void auth_count(enum auth_counter c)
 {
@@ -76,11 +76,11 @@ void auth_input_free(struct auth_input *in)
 }
 
 PGresult *auth_sql(struct kiln_req *req, const char *name, const char *sql, int n,
-		   const char *const *params)
+                   const char *const *params)
 {
 	char err[256];
-	PGresult *res = kiln_db_exec_prepared(kiln_server_db(), name, sql, n, params, 0, err,
-					      sizeof(err));
+	PGresult *res =
+	    kiln_db_exec_prepared(kiln_server_db(), name, sql, n, params, 0, err, sizeof(err));
 	ExecStatusType st;
 
 	if (res == NULL) {
@@ -93,7 +93,7 @@ PGresult *auth_sql(struct kiln_req *req, const char *name, const char *sql, int 
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
 	kiln_error("statement failed", "statement=%s sqlstate=%s error=%s", name,
-		   PQresultErrorField(res, PG_DIAG_SQLSTATE), PQresultErrorMessage(res));
+	           PQresultErrorField(res, PG_DIAG_SQLSTATE), PQresultErrorMessage(res));
 	PQclear(res);
 	kiln_problem(req, 500, NULL, NULL);
 	return NULL;
@@ -107,7 +107,7 @@ static int simple(struct kiln_req *req, const char *sql)
 
 	if (!ok && req) {
 		kiln_error("transaction control failed", "sql=%s error=%s", sql,
-			   res ? PQresultErrorMessage(res) : err);
+		           res ? PQresultErrorMessage(res) : err);
 		kiln_resp_header(req, "Retry-After", "1");
 		kiln_problem(req, 503, "the database is unavailable; try again shortly", NULL);
 	}
@@ -187,7 +187,7 @@ void auth_refresh_hash(const char *tok, char hex[65])
 }
 
 int auth_send_tokens(struct kiln_req *req, int status, struct kiln_jwt_claims *c,
-		     const char *refresh)
+                     const char *refresh)
 {
 	const struct kiln_config *cfg = kiln_server_config();
 	char jwt[KILN_JWT_MAX], body[KILN_JWT_MAX + 256];
@@ -200,10 +200,11 @@ int auth_send_tokens(struct kiln_req *req, int status, struct kiln_jwt_claims *c
 		kiln_problem(req, 500, NULL, NULL);
 		return -1;
 	}
-	n = snprintf(body, sizeof(body),
-		     "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld%s%s%s}",
-		     jwt, (long long)ttl, refresh ? ",\"refresh_token\":\"" : "",
-		     refresh ? refresh : "", refresh ? "\"" : "");
+	n = snprintf(
+	    body, sizeof(body),
+	    "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld%s%s%s}", jwt,
+	    (long long)ttl, refresh ? ",\"refresh_token\":\"" : "", refresh ? refresh : "",
+	    refresh ? "\"" : "");
 	if (n < 0 || (size_t)n >= sizeof(body)) {
 		kiln_problem(req, 500, NULL, NULL);
 		return -1;
@@ -214,12 +215,12 @@ int auth_send_tokens(struct kiln_req *req, int status, struct kiln_jwt_claims *c
 }
 
 static const char sql_session_new[] =
-	"INSERT INTO sessions (user_id, expires_at, user_agent, ip) "
-	"VALUES ($1, now() + $2::bigint * interval '1 millisecond', left($3, 256), "
-	"nullif($4, '')::inet) RETURNING id";
+    "INSERT INTO sessions (user_id, expires_at, user_agent, ip) "
+    "VALUES ($1, now() + $2::bigint * interval '1 millisecond', left($3, 256), "
+    "nullif($4, '')::inet) RETURNING id";
 static const char sql_token_new[] =
-	"INSERT INTO refresh_tokens (session_id, token_hash, expires_at) "
-	"VALUES ($1, decode($2, 'hex'), now() + $3::bigint * interval '1 millisecond')";
+    "INSERT INTO refresh_tokens (session_id, token_hash, expires_at) "
+    "VALUES ($1, decode($2, 'hex'), now() + $3::bigint * interval '1 millisecond')";
 
 /* The User-Agent as printable ASCII of at most 256 bytes: it is shown back
  * in the session list and must never make the INSERT fail. */

@@ -8,29 +8,28 @@
 #include "kiln/util.h"
 #include "auth.h"
 
-static const char sql_find[] =
-	"SELECT id, password_hash, role, session_version, locked, "
-	"ceil(extract(epoch FROM locked_until - now()) * 1000)::bigint "
-	"FROM users WHERE lower(email) = lower($1)";
+static const char sql_find[] = "SELECT id, password_hash, role, session_version, locked, "
+                               "ceil(extract(epoch FROM locked_until - now()) * 1000)::bigint "
+                               "FROM users WHERE lower(email) = lower($1)";
 
 /* One failure: count it, and in the current hour's window. */
 static const char sql_fail[] =
-	"UPDATE users SET failed_logins = failed_logins + 1, "
-	"window_failures = CASE WHEN failure_window IS NULL "
-	"  OR failure_window <= now() - interval '1 hour' THEN 1 ELSE window_failures + 1 END, "
-	"failure_window = CASE WHEN failure_window IS NULL "
-	"  OR failure_window <= now() - interval '1 hour' THEN now() ELSE failure_window END, "
-	"updated_at = now() WHERE id = $1 "
-	"RETURNING failed_logins, window_failures, "
-	"ceil(extract(epoch FROM failure_window + interval '1 hour' - now()) * 1000)::bigint";
+    "UPDATE users SET failed_logins = failed_logins + 1, "
+    "window_failures = CASE WHEN failure_window IS NULL "
+    "  OR failure_window <= now() - interval '1 hour' THEN 1 ELSE window_failures + 1 END, "
+    "failure_window = CASE WHEN failure_window IS NULL "
+    "  OR failure_window <= now() - interval '1 hour' THEN now() ELSE failure_window END, "
+    "updated_at = now() WHERE id = $1 "
+    "RETURNING failed_logins, window_failures, "
+    "ceil(extract(epoch FROM failure_window + interval '1 hour' - now()) * 1000)::bigint";
 
 static const char sql_lock[] =
-	"UPDATE users SET locked_until = now() + $2::bigint * interval '1 millisecond' "
-	"WHERE id = $1";
+    "UPDATE users SET locked_until = now() + $2::bigint * interval '1 millisecond' "
+    "WHERE id = $1";
 
 static const char sql_ok[] =
-	"UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = now(), "
-	"password_hash = coalesce(nullif($2, ''), password_hash) WHERE id = $1";
+    "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = now(), "
+    "password_hash = coalesce(nullif($2, ''), password_hash) WHERE id = $1";
 
 struct account {
 	int64_t id, sv, locked_ms;
@@ -106,7 +105,7 @@ static void record_failure(struct kiln_req *req, const struct account *a)
 	PQclear(res);
 	delay = lock_delay(failures, window, hour_left);
 	kiln_info("login failed", "user_id=%lld failures=%lld", (long long)a->id,
-		  (long long)failures);
+	          (long long)failures);
 	if (delay <= 0)
 		return;
 	snprintf(ms, sizeof(ms), "%lld", (long long)delay);
@@ -114,7 +113,7 @@ static void record_failure(struct kiln_req *req, const struct account *a)
 	PQclear(res);
 	auth_count(C_LOCKOUTS);
 	kiln_warn("account locked out", "user_id=%lld failures=%lld delay_ms=%lld",
-		  (long long)a->id, (long long)failures, (long long)delay);
+	          (long long)a->id, (long long)failures, (long long)delay);
 }
 
 /* Success: reset the counter, re-hash when the parameters changed, open a
@@ -145,7 +144,7 @@ static int sign_in(struct kiln_req *req, const struct account *a, const char *pw
 	kiln_strlcpy(c.role, a->role, sizeof(c.role));
 	auth_count(C_LOGINS_OK);
 	kiln_info("login", "user_id=%lld session_id=%lld rehashed=%d", (long long)a->id,
-		  (long long)c.sid, newhash[0] != '\0');
+	          (long long)c.sid, newhash[0] != '\0');
 	return auth_send_tokens(req, 200, &c, refresh);
 }
 
@@ -191,7 +190,7 @@ int auth_login(struct kiln_req *req)
 	}
 	if (a.locked)
 		rc = kiln_problem(req, 403, "this account is locked; contact an administrator",
-				  NULL);
+		                  NULL);
 	else
 		rc = sign_in(req, &a, pw);
 out:

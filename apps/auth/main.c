@@ -6,16 +6,16 @@
 #include "auth.h"
 
 static const struct kiln_route routes[] = {
-	{"POST", "/auth/register", auth_register},
-	{"POST", "/auth/login", auth_login},
-	{"POST", "/auth/refresh", auth_refresh},
-	{"POST", "/auth/logout", auth_logout},
-	{"POST", "/auth/logout-all", auth_logout_all},
-	{"GET", "/auth/me", auth_me},
-	{"POST", "/auth/password", auth_password},
-	{"GET", "/auth/sessions", auth_sessions},
-	{"DELETE", "/auth/sessions/{id}", auth_session_delete},
-	{"GET", "/auth/verify", auth_verify},
+    {"POST", "/auth/register", auth_register},
+    {"POST", "/auth/login", auth_login},
+    {"POST", "/auth/refresh", auth_refresh},
+    {"POST", "/auth/logout", auth_logout},
+    {"POST", "/auth/logout-all", auth_logout_all},
+    {"GET", "/auth/me", auth_me},
+    {"POST", "/auth/password", auth_password},
+    {"GET", "/auth/sessions", auth_sessions},
+    {"DELETE", "/auth/sessions/{id}", auth_session_delete},
+    {"GET", "/auth/verify", auth_verify},
 };
 
 static int check_config(const struct kiln_config *cfg, char *err, size_t errlen)
@@ -34,18 +34,18 @@ static int worker_init(const struct kiln_config *cfg)
 		return -1;
 	kiln_password_params_from_config(&auth.pw, &cfg->auth);
 	return kiln_password_hash(&auth.pw, dummy, sizeof(dummy) - 1, auth.dummy_hash,
-				  sizeof(auth.dummy_hash));
+	                          sizeof(auth.dummy_hash));
 }
 
 int main(int argc, char **argv)
 {
 	struct kiln_app app = {
-		.name = "auth",
-		.routes = routes,
-		.nroutes = KILN_ARRAY_LEN(routes),
-		.counter_names = auth_counter_names,
-		.check_config = check_config,
-		.worker_init = worker_init,
+	    .name = "auth",
+	    .routes = routes,
+	    .nroutes = KILN_ARRAY_LEN(routes),
+	    .counter_names = auth_counter_names,
+	    .check_config = check_config,
+	    .worker_init = worker_init,
 	};
 
 	return kiln_server_main(&app, argc, argv);

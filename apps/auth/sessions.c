@@ -11,15 +11,15 @@
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-static const char sql_list[] =
-	"SELECT id, " TS("created_at") ", " TS("last_used_at") ", " TS("expires_at") ", "
-	"coalesce(user_agent, ''), coalesce(host(ip), '') FROM sessions "
-	"WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() "
-	"ORDER BY created_at DESC, id DESC LIMIT 100";
+static const char sql_list[] = "SELECT id, " TS("created_at") ", " TS("last_used_at") ", " TS(
+    "expires_at") ", "
+                  "coalesce(user_agent, ''), coalesce(host(ip), '') FROM sessions "
+                  "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() "
+                  "ORDER BY created_at DESC, id DESC LIMIT 100";
 
 static const char sql_revoke[] =
-	"UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked' "
-	"WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
+    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked' "
+    "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
 
 static struct kiln_buf out;
 
@@ -29,13 +29,13 @@ static void session_json(struct kiln_buf *b, PGresult *res, int row, int64_t cur
 
 	kiln_parse_int(PQgetvalue(res, row, 0), 1, INT64_MAX, &id);
 	kiln_buf_printf(b,
-			"{\"id\":%lld,\"created_at\":\"%s\",\"last_used_at\":\"%s\","
-			"\"expires_at\":\"%s\",\"user_agent\":\"",
-			(long long)id, PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
-			PQgetvalue(res, row, 3));
+	                "{\"id\":%lld,\"created_at\":\"%s\",\"last_used_at\":\"%s\","
+	                "\"expires_at\":\"%s\",\"user_agent\":\"",
+	                (long long)id, PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
+	                PQgetvalue(res, row, 3));
 	kiln_buf_add_json_str(b, PQgetvalue(res, row, 4), (size_t)PQgetlength(res, row, 4));
 	kiln_buf_printf(b, "\",\"ip\":\"%s\",\"current\":%s}", PQgetvalue(res, row, 5),
-			id == current ? "true" : "false");
+	                id == current ? "true" : "false");
 }
 
 int auth_sessions(struct kiln_req *req)
@@ -87,7 +87,7 @@ int auth_session_delete(struct kiln_req *req)
 	if (n == 0)
 		return kiln_problem(req, 404, "no such active session of yours", NULL);
 	kiln_info("session revoked", "user_id=%lld session_id=%lld", (long long)c.sub,
-		  (long long)id);
+	          (long long)id);
 	return kiln_resp_body(req, 204, "", "", 0);
 }
 

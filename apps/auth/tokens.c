@@ -12,32 +12,32 @@
 /* Locks the token row: concurrent refreshes of one token queue here, and the
  * later ones see it already rotated (READ COMMITTED re-reads the row). */
 static const char sql_token_find[] =
-	"SELECT rt.id, rt.session_id, s.user_id, u.role, u.session_version, "
-	"rt.rotated_at IS NOT NULL, "
-	"coalesce(extract(epoch FROM now() - rt.rotated_at) * 1000, 0)::bigint, "
-	"rt.expires_at > now() AND s.revoked_at IS NULL AND NOT u.locked "
-	"FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id "
-	"JOIN users u ON u.id = s.user_id WHERE rt.token_hash = decode($1, 'hex') "
-	"FOR UPDATE OF rt";
+    "SELECT rt.id, rt.session_id, s.user_id, u.role, u.session_version, "
+    "rt.rotated_at IS NOT NULL, "
+    "coalesce(extract(epoch FROM now() - rt.rotated_at) * 1000, 0)::bigint, "
+    "rt.expires_at > now() AND s.revoked_at IS NULL AND NOT u.locked "
+    "FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id "
+    "JOIN users u ON u.id = s.user_id WHERE rt.token_hash = decode($1, 'hex') "
+    "FOR UPDATE OF rt";
 
 static const char sql_token_rotate[] =
-	"WITH r AS (UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1) "
-	"INSERT INTO refresh_tokens (session_id, token_hash, expires_at) "
-	"VALUES ($2, decode($3, 'hex'), now() + $4::bigint * interval '1 millisecond')";
+    "WITH r AS (UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1) "
+    "INSERT INTO refresh_tokens (session_id, token_hash, expires_at) "
+    "VALUES ($2, decode($3, 'hex'), now() + $4::bigint * interval '1 millisecond')";
 
 static const char sql_session_touch[] =
-	"UPDATE sessions SET last_used_at = now(), "
-	"expires_at = now() + $2::bigint * interval '1 millisecond' WHERE id = $1";
+    "UPDATE sessions SET last_used_at = now(), "
+    "expires_at = now() + $2::bigint * interval '1 millisecond' WHERE id = $1";
 
 static const char sql_session_revoke[] =
-	"UPDATE sessions SET revoked_at = now(), revoked_reason = $3 "
-	"WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
+    "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 "
+    "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
 
 static const char sql_revoke_all[] =
-	"WITH s AS (UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout_all' "
-	"  WHERE user_id = $1 AND revoked_at IS NULL) "
-	"UPDATE users SET session_version = session_version + 1, updated_at = now() "
-	"WHERE id = $1 RETURNING session_version";
+    "WITH s AS (UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout_all' "
+    "  WHERE user_id = $1 AND revoked_at IS NULL) "
+    "UPDATE users SET session_version = session_version + 1, updated_at = now() "
+    "WHERE id = $1 RETURNING session_version";
 
 struct presented {
 	char id[24], session[24];
@@ -105,7 +105,7 @@ static int revoke_for_reuse(struct kiln_req *req, const struct presented *t)
 	PQclear(res);
 	auth_count(C_REFRESH_REUSE);
 	kiln_warn("refresh token reuse: session revoked", "user_id=%lld session_id=%s",
-		  (long long)t->user_id, t->session);
+	          (long long)t->user_id, t->session);
 	return 0;
 }
 
@@ -117,7 +117,7 @@ static int refresh_rejected(struct kiln_req *req)
 /* Decide inside the transaction; returns the successor to hand out in
  * succ, or 0 with nothing to hand out (answer 401), or -1 (error written). */
 static int refresh_decide(struct kiln_req *req, const char *tok, struct presented *t,
-			  char succ[REFRESH_TOKEN_LEN + 1])
+                          char succ[REFRESH_TOKEN_LEN + 1])
 {
 	const struct kiln_config *cfg = kiln_server_config();
 	char hash[65];

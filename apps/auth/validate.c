@@ -32,7 +32,7 @@ const char *auth_validate_name(const char *in, char *name, size_t namelen)
 }
 
 void auth_validate_register(json_object *obj, int common_check, char *email, char *name,
-			    const char **pw, struct kiln_field_errors *errs)
+                            const char **pw, struct kiln_field_errors *errs)
 {
 	const char *e = NULL, *n = NULL, *why;
 

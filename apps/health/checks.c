@@ -19,11 +19,11 @@
 #define WAIT_STEP_US 2000
 
 struct health_shared {
-	uint32_t seq;        /* odd while being written */
-	int32_t refresher;   /* pid of the worker refreshing, 0 if none */
+	uint32_t seq;      /* odd while being written */
+	int32_t refresher; /* pid of the worker refreshing, 0 if none */
 	int64_t refresh_started_ms;
-	int64_t checked_ms;  /* monotonic time of the results, 0 = none yet */
-	int32_t started;     /* readiness passed once */
+	int64_t checked_ms; /* monotonic time of the results, 0 = none yet */
+	int32_t started;    /* readiness passed once */
 	struct health_report report;
 };
 
@@ -37,7 +37,7 @@ const char *health_status_name(int status)
 }
 
 static struct health_check *add_check(struct health_report *r, const char *key, const char *type,
-				      const char *unit)
+                                      const char *unit)
 {
 	struct health_check *c = &r->checks[r->n++];
 
@@ -51,7 +51,7 @@ static struct health_check *add_check(struct health_report *r, const char *key, 
 
 /* One timed dependency check. down_status is what a failure means. */
 static void check_dep(struct health_report *r, const char *key, int down_status,
-		      int (*ping)(int64_t timeout, char *err, size_t errlen))
+                      int (*ping)(int64_t timeout, char *err, size_t errlen))
 {
 	const struct kiln_config *cfg = kiln_server_config();
 	struct health_check *c = add_check(r, key, "datastore", "ms");
@@ -98,7 +98,7 @@ static void check_disk(struct health_report *r)
 	if (statvfs(cfg->health.disk_path, &vfs) < 0) {
 		c->status = HEALTH_FAIL;
 		snprintf(c->output, sizeof(c->output), "%.120s: %s", cfg->health.disk_path,
-			 strerror(errno));
+		         strerror(errno));
 		return;
 	}
 	free_bytes = (double)vfs.f_bavail * (double)vfs.f_frsize;
@@ -110,7 +110,7 @@ static void check_disk(struct health_report *r)
 		c->status = HEALTH_WARN;
 	if (c->status != HEALTH_PASS)
 		snprintf(c->output, sizeof(c->output), "%.120s: %.0f bytes free",
-			 cfg->health.disk_path, free_bytes);
+		         cfg->health.disk_path, free_bytes);
 }
 
 /* PostgreSQL and Redis hold state the apps cannot work without: fail.
@@ -165,7 +165,7 @@ static int try_elect(struct health_shared *sh, int64_t stale_after_ms)
 	if (holder != 0 && kill(holder, 0) == 0 && since < stale_after_ms)
 		return 0;
 	if (!__atomic_compare_exchange_n(&sh->refresher, &holder, (int32_t)getpid(), 0,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return 0;
 	__atomic_store_n(&sh->refresh_started_ms, kiln_now_ms(), __ATOMIC_RELAXED);
 	return 1;

@@ -9,13 +9,13 @@ enum health_status { HEALTH_PASS = 0, HEALTH_WARN = 1, HEALTH_FAIL = 2 };
 #define HEALTH_MAX_CHECKS 4
 
 struct health_check {
-	char key[32];           /* "postgresql:responseTime" */
+	char key[32];            /* "postgresql:responseTime" */
 	char component_type[16]; /* "datastore", "system" */
 	int status;
 	double observed_value;
 	char observed_unit[8];
-	int64_t time_ms;        /* wall clock of the measurement */
-	char output[192];       /* why it is not pass; "" otherwise */
+	int64_t time_ms;  /* wall clock of the measurement */
+	char output[192]; /* why it is not pass; "" otherwise */
 };
 
 struct health_report {

@@ -5,19 +5,19 @@
 #include "health.h"
 
 static const struct kiln_route routes[] = {
-	{"GET", "/health/live", health_live},
-	{"GET", "/health/ready", health_ready},
-	{"GET", "/health/startup", health_startup},
-	{"GET", "/health", health_full},
+    {"GET", "/health/live", health_live},
+    {"GET", "/health/ready", health_ready},
+    {"GET", "/health/startup", health_startup},
+    {"GET", "/health", health_full},
 };
 
 int main(int argc, char **argv)
 {
 	struct kiln_app app = {
-		.name = "health",
-		.routes = routes,
-		.nroutes = KILN_ARRAY_LEN(routes),
-		.shared_size = health_shared_size,
+	    .name = "health",
+	    .routes = routes,
+	    .nroutes = KILN_ARRAY_LEN(routes),
+	    .shared_size = health_shared_size,
 	};
 
 	return kiln_server_main(&app, argc, argv);

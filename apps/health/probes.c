@@ -19,10 +19,10 @@ static void add_check_json(struct kiln_buf *b, const struct health_check *c)
 	kiln_buf_adds(b, "\"");
 	kiln_buf_add_json_str(b, c->key, strlen(c->key));
 	kiln_buf_printf(b,
-			"\":[{\"componentType\":\"%s\",\"observedValue\":%.3f,"
-			"\"observedUnit\":\"%s\",\"status\":\"%s\",\"time\":\"%s\"",
-			c->component_type, c->observed_value, c->observed_unit,
-			health_status_name(c->status), kiln_rfc3339(c->time_ms, ts, sizeof(ts)));
+	                "\":[{\"componentType\":\"%s\",\"observedValue\":%.3f,"
+	                "\"observedUnit\":\"%s\",\"status\":\"%s\",\"time\":\"%s\"",
+	                c->component_type, c->observed_value, c->observed_unit,
+	                health_status_name(c->status), kiln_rfc3339(c->time_ms, ts, sizeof(ts)));
 	if (c->output[0]) {
 		kiln_buf_adds(b, ",\"output\":\"");
 		kiln_buf_add_json_str(b, c->output, strlen(c->output));
@@ -49,9 +49,10 @@ static int send_report(struct kiln_req *req, const struct health_report *r, int 
 	int i;
 
 	kiln_buf_reset(&body);
-	kiln_buf_printf(&body, "{\"status\":\"%s\",\"version\":\"%s\",\"releaseId\":\"%s\","
-			       "\"serviceId\":\"kiln\",\"description\":\"kiln readiness\"",
-			health_status_name(r->status), KILN_VERSION, KILN_COMMIT);
+	kiln_buf_printf(&body,
+	                "{\"status\":\"%s\",\"version\":\"%s\",\"releaseId\":\"%s\","
+	                "\"serviceId\":\"kiln\",\"description\":\"kiln readiness\"",
+	                health_status_name(r->status), KILN_VERSION, KILN_COMMIT);
 	if (w) {
 		kiln_buf_adds(&body, ",\"output\":\"");
 		kiln_buf_add_json_str(&body, w->key, strcspn(w->key, ":"));
@@ -67,13 +68,13 @@ static int send_report(struct kiln_req *req, const struct health_report *r, int 
 	}
 	if (with_uptime)
 		kiln_buf_printf(&body,
-				",\"uptime\":[{\"componentType\":\"system\",\"observedValue\":%.3f,"
-				"\"observedUnit\":\"s\",\"status\":\"pass\",\"time\":\"%s\"}]",
-				kiln_server_uptime(), kiln_rfc3339(kiln_wall_ms(), ts, sizeof(ts)));
+		                ",\"uptime\":[{\"componentType\":\"system\",\"observedValue\":%.3f,"
+		                "\"observedUnit\":\"s\",\"status\":\"pass\",\"time\":\"%s\"}]",
+		                kiln_server_uptime(), kiln_rfc3339(kiln_wall_ms(), ts, sizeof(ts)));
 	kiln_buf_adds(&body, "}}");
 	kiln_resp_header(req, "Cache-Control", "no-store");
 	return kiln_resp_body(req, r->status == HEALTH_FAIL ? 503 : 200, HEALTH_TYPE, body.data,
-			      body.len);
+	                      body.len);
 }
 
 /* Liveness never touches a dependency: it proves the worker answers. */

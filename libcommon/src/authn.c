@@ -11,17 +11,17 @@
 #include "kiln/util.h"
 
 static const char sql_session[] =
-	"SELECT 1 FROM users u JOIN sessions s ON s.user_id = u.id "
-	"WHERE u.id = $1 AND s.id = $2 AND NOT u.locked AND u.session_version = $3 "
-	"AND s.revoked_at IS NULL AND s.expires_at > now()";
+    "SELECT 1 FROM users u JOIN sessions s ON s.user_id = u.id "
+    "WHERE u.id = $1 AND s.id = $2 AND NOT u.locked AND u.session_version = $3 "
+    "AND s.revoked_at IS NULL AND s.expires_at > now()";
 
 static int unauthorized(struct kiln_req *req, const char *why, int sent_token)
 {
 	char hdr[160];
 
 	if (sent_token)
-		snprintf(hdr, sizeof(hdr), "Bearer error=\"invalid_token\", error_description=\"%s\"",
-			 why);
+		snprintf(hdr, sizeof(hdr),
+		         "Bearer error=\"invalid_token\", error_description=\"%s\"", why);
 	else
 		snprintf(hdr, sizeof(hdr), "Bearer");
 	kiln_resp_header(req, "WWW-Authenticate", hdr);
@@ -40,10 +40,10 @@ int kiln_authn_session_valid(const struct kiln_jwt_claims *c)
 	snprintf(sid, sizeof(sid), "%lld", (long long)c->sid);
 	snprintf(sv, sizeof(sv), "%lld", (long long)c->sv);
 	res = kiln_db_exec_prepared(kiln_server_db(), "authn_session", sql_session, 3, params, 0,
-				    err, sizeof(err));
+	                            err, sizeof(err));
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		kiln_warn("session check unavailable", "error=%s",
-			  res ? PQresultErrorMessage(res) : err);
+		          res ? PQresultErrorMessage(res) : err);
 		PQclear(res);
 		return -1;
 	}
@@ -67,7 +67,7 @@ static const char *bearer_token(const struct kiln_req *req, size_t *len)
 }
 
 int kiln_authn_require(struct kiln_req *req, const struct kiln_jwt_keys *keys,
-		       struct kiln_jwt_claims *out)
+                       struct kiln_jwt_claims *out)
 {
 	const char *tok;
 	size_t len = 0;

@@ -123,8 +123,8 @@ static const struct cfg_key cfg_keys[] = {
 
 #define CFG_NKEYS KILN_ARRAY_LEN(cfg_keys)
 
-static const char *const cfg_sections[] = {"server", "log",  "database", "redis", "memcached",
-                                           "health", "auth", "worker"};
+static const char *const cfg_sections[] = {"server",    "log",    "database", "redis",
+                                           "memcached", "health", "auth",     "worker"};
 
 /* One [name] of the file; a repeated header continues the same section, so a
  * key set twice is caught even when the two lines are far apart. */
@@ -589,7 +589,8 @@ static int cfg_apply_env(struct cfg_state *st)
 		}
 		kiln_strlcpy(st->where, fv ? fname : name, sizeof(st->where));
 		if (v && (k->flags & CFG_FILE_ONLY))
-			return cfg_fail(st, "a key is never given in the environment; set %s", fname);
+			return cfg_fail(st, "a key is never given in the environment; set %s",
+			                fname);
 		if (fv && (*fv == '\0' || strlen(fv) >= KILN_CFG_STR_MAX))
 			return cfg_fail(st, "[%s] %s_file: path is empty or longer than %d bytes",
 			                k->section, k->key, KILN_CFG_STR_MAX - 1);

@@ -17,21 +17,21 @@
 #include "kiln/util.h"
 #include "server_int.h"
 
-#define TICK_MS 100
-#define TIMEOUT_GRACE_MS 1000      /* SIGTERM → SIGKILL for a timed-out worker */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 10000
-#define CRASH_RESET_MS 30000       /* a quiet period that forgives earlier crashes */
-#define BRAKE_CRASHES 10           /* this many crashes ... */
-#define BRAKE_WINDOW_MS 10000      /* ... within this window ... */
-#define BRAKE_PAUSE_MS 30000       /* ... pause respawning this long */
+#define TICK_MS          100
+#define TIMEOUT_GRACE_MS 1000 /* SIGTERM → SIGKILL for a timed-out worker */
+#define BACKOFF_MIN_MS   100
+#define BACKOFF_MAX_MS   10000
+#define CRASH_RESET_MS   30000 /* a quiet period that forgives earlier crashes */
+#define BRAKE_CRASHES    10    /* this many crashes ... */
+#define BRAKE_WINDOW_MS  10000 /* ... within this window ... */
+#define BRAKE_PAUSE_MS   30000 /* ... pause respawning this long */
 
 struct child {
 	pid_t pid;
 	int gen;
-	int stopping;        /* SIGTERM sent by us: reload, shrink or shutdown */
-	int timed_out;       /* killed for request_timeout */
-	int64_t term_ms;     /* when SIGTERM was sent for a timeout */
+	int stopping;    /* SIGTERM sent by us: reload, shrink or shutdown */
+	int timed_out;   /* killed for request_timeout */
+	int64_t term_ms; /* when SIGTERM was sent for a timeout */
 	int64_t started_ms;
 };
 
@@ -50,8 +50,8 @@ static struct {
 	int nrecent;
 } crash;
 
-static const char *const restart_reason_name[KILN_RESTART_REASONS] = {
-	"crash", "max_requests", "timeout", "reload"};
+static const char *const restart_reason_name[KILN_RESTART_REASONS] = {"crash", "max_requests",
+                                                                      "timeout", "reload"};
 
 static int spawn_worker(void)
 {
@@ -105,7 +105,7 @@ static void note_crash(int64_t now)
 		crash.next_spawn_ms = now + BRAKE_PAUSE_MS;
 		crash.nrecent = 0;
 		kiln_error("crash loop: pausing respawn", "crashes=%d window_ms=%d pause_ms=%d",
-			   BRAKE_CRASHES, BRAKE_WINDOW_MS, BRAKE_PAUSE_MS);
+		           BRAKE_CRASHES, BRAKE_WINDOW_MS, BRAKE_PAUSE_MS);
 	}
 }
 
@@ -120,21 +120,20 @@ static int classify_exit(const struct child *c, int status)
 	return KILN_RESTART_CRASH;
 }
 
-static void log_exit(const struct child *c, const struct kiln_stats_slot *s, int status,
-		     int reason)
+static void log_exit(const struct child *c, const struct kiln_stats_slot *s, int status, int reason)
 {
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 
 	if (reason == KILN_RESTART_CRASH)
 		kiln_error("worker died", "pid=%d exit=%d signal=%d route=%s", (int)c->pid, code,
-			   sig, s->state == KILN_WORKER_BUSY ? s->route : "");
+		           sig, s->state == KILN_WORKER_BUSY ? s->route : "");
 	else if (reason == KILN_RESTART_TIMEOUT)
 		kiln_warn("timed-out worker gone", "pid=%d exit=%d signal=%d", (int)c->pid, code,
-			  sig);
+		          sig);
 	else
 		kiln_debug("worker exited", "pid=%d reason=%s", (int)c->pid,
-			   restart_reason_name[reason]);
+		           restart_reason_name[reason]);
 }
 
 static void reap_children(void)
@@ -235,9 +234,8 @@ static void enforce_timeouts(void)
 		    wall - start <= limit)
 			continue;
 		kiln_error("request timeout: replacing worker",
-			   "pid=%d method=%s route=%s elapsed_ms=%lld timeout_ms=%lld",
-			   (int)c->pid, s->method, s->route, (long long)(wall - start),
-			   (long long)limit);
+		           "pid=%d method=%s route=%s elapsed_ms=%lld timeout_ms=%lld", (int)c->pid,
+		           s->method, s->route, (long long)(wall - start), (long long)limit);
 		c->timed_out = 1;
 		c->stopping = 1;
 		c->term_ms = now;
@@ -252,7 +250,7 @@ static void begin_shutdown(void)
 	shutting_down = 1;
 	shutdown_deadline_ms = kiln_now_ms() + kiln_srv.cfg.server.shutdown_timeout_ms;
 	kiln_info("shutting down", "timeout_ms=%lld",
-		  (long long)kiln_srv.cfg.server.shutdown_timeout_ms);
+	          (long long)kiln_srv.cfg.server.shutdown_timeout_ms);
 	kiln_server_notify("STOPPING=1");
 	for (i = 0; i < KILN_STATS_MAX_SLOTS; i++)
 		if (children[i].pid)
@@ -268,14 +266,16 @@ static void reload_config(void)
 
 	kiln_server_notify("RELOADING=1");
 	if (kiln_config_load(&cfg, kiln_srv.config_path, kiln_srv.app->name, err, sizeof(err)) <
-		    0 ||
-	    (kiln_srv.app->check_config && kiln_srv.app->check_config(&cfg, err, sizeof(err)) < 0)) {
+	        0 ||
+	    (kiln_srv.app->check_config &&
+	     kiln_srv.app->check_config(&cfg, err, sizeof(err)) < 0)) {
 		kiln_error("reload failed; keeping the running configuration", "error=%s", err);
 		kiln_server_notify("READY=1\nSTATUS=reload failed; see the log");
 		return;
 	}
 	if (strcmp(cfg.server.run_dir, kiln_srv.cfg.server.run_dir) != 0)
-		kiln_warn("run_dir changes need a restart", "run_dir=%s", kiln_srv.cfg.server.run_dir);
+		kiln_warn("run_dir changes need a restart", "run_dir=%s",
+		          kiln_srv.cfg.server.run_dir);
 	kiln_strlcpy(cfg.server.run_dir, kiln_srv.cfg.server.run_dir, sizeof(cfg.server.run_dir));
 	kiln_srv.cfg = cfg;
 	kiln_log_init(kiln_srv.app->name, cfg.log.format, cfg.log.level, cfg.log.file);
@@ -325,7 +325,7 @@ static void notify_status(void)
 		idle += s->state == KILN_WORKER_IDLE;
 	}
 	snprintf(line, sizeof(line), "STATUS=%d busy, %d idle workers; %llu requests served", busy,
-		 idle, (unsigned long long)served);
+	         idle, (unsigned long long)served);
 	if (strcmp(line, last) != 0) {
 		kiln_server_notify(line);
 		memcpy(last, line, sizeof(last));
@@ -360,7 +360,7 @@ int kiln_prefork_run(void)
 		return 1;
 	}
 	kiln_info("started", "version=%s workers=%d max_body=%lld", KILN_VERSION, kiln_srv.workers,
-		  (long long)kiln_srv.cfg.server.max_body);
+	          (long long)kiln_srv.cfg.server.max_body);
 	maintain_workers();
 	kiln_server_notify("READY=1");
 	for (;;) {
@@ -383,7 +383,7 @@ int kiln_prefork_run(void)
 				break;
 			if (!killed && kiln_now_ms() >= shutdown_deadline_ms) {
 				kiln_warn("shutdown timeout: killing workers", "left=%d",
-					  live_children());
+				          live_children());
 				kill_all();
 				killed = 1;
 			}

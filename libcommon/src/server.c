@@ -223,8 +223,9 @@ static int find_listen_fd(const char *listen_arg, int backlog, char *err, size_t
 	if (is_listening_socket(0))
 		return 0;
 	if (listen_arg == NULL) {
-		snprintf(err, errlen, "no listening socket: not socket-activated (LISTEN_FDS), "
-				      "fd 0 is not a socket (spawn-fcgi), and no --listen given");
+		snprintf(err, errlen,
+		         "no listening socket: not socket-activated (LISTEN_FDS), "
+		         "fd 0 is not a socket (spawn-fcgi), and no --listen given");
 		return -1;
 	}
 	if (listen_arg[0] == '/' || listen_arg[0] == '.')
@@ -235,12 +236,12 @@ static int find_listen_fd(const char *listen_arg, int backlog, char *err, size_t
 static void usage(FILE *f, const char *app)
 {
 	fprintf(f,
-		"usage: kiln-%s [-c FILE] [-t] [--listen PATH|HOST:PORT] [-V]\n"
-		"  -c, --config FILE   configuration (default $KILN_CONFIG or %s)\n"
-		"  -t, --test          check the configuration and exit\n"
-		"  -l, --listen ADDR   listen here when not socket-activated (development)\n"
-		"  -V, --version       print the version and exit\n",
-		app, KILN_DEFAULT_CONFIG);
+	        "usage: kiln-%s [-c FILE] [-t] [--listen PATH|HOST:PORT] [-V]\n"
+	        "  -c, --config FILE   configuration (default $KILN_CONFIG or %s)\n"
+	        "  -t, --test          check the configuration and exit\n"
+	        "  -l, --listen ADDR   listen here when not socket-activated (development)\n"
+	        "  -V, --version       print the version and exit\n",
+	        app, KILN_DEFAULT_CONFIG);
 }
 
 struct kiln_args {
@@ -253,9 +254,9 @@ struct kiln_args {
 static int parse_args(const struct kiln_app *app, int argc, char **argv, struct kiln_args *a)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-		{"listen", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	    {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+	    {"listen", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
 	int c;
 
 	a->config = getenv("KILN_CONFIG");
@@ -304,7 +305,7 @@ static int open_scoreboard(void)
 	}
 	snprintf(path, sizeof(path), "%s/%s.stats", kiln_srv.cfg.server.run_dir, app->name);
 	if (kiln_stats_create(&kiln_srv.stats, path, app->name, methods, patterns, n,
-			      app->counter_names) < 0) {
+	                      app->counter_names) < 0) {
 		kiln_error("cannot create scoreboard", "path=%s error=%s", path, strerror(errno));
 		return -1;
 	}
@@ -339,11 +340,11 @@ int kiln_server_main(const struct kiln_app *app, int argc, char **argv)
 		return 0;
 	}
 	kiln_log_init(app->name, kiln_srv.cfg.log.format, kiln_srv.cfg.log.level,
-		      kiln_srv.cfg.log.file);
+	              kiln_srv.cfg.log.file);
 	kiln_srv.listen_fd = -1;
 	if (app->run == NULL) {
-		kiln_srv.listen_fd = find_listen_fd(args.listen, (int)kiln_srv.cfg.server.backlog,
-						    err, sizeof(err));
+		kiln_srv.listen_fd =
+		    find_listen_fd(args.listen, (int)kiln_srv.cfg.server.backlog, err, sizeof(err));
 		if (kiln_srv.listen_fd < 0) {
 			kiln_error("cannot listen", "error=%s", err);
 			return 3;
@@ -351,8 +352,7 @@ int kiln_server_main(const struct kiln_app *app, int argc, char **argv)
 		/* Non-blocking, so a worker that loses the race for a connection
 		 * gets EAGAIN from accept instead of sleeping in it, deaf to
 		 * signals. */
-		fcntl(kiln_srv.listen_fd, F_SETFL,
-		      fcntl(kiln_srv.listen_fd, F_GETFL) | O_NONBLOCK);
+		fcntl(kiln_srv.listen_fd, F_SETFL, fcntl(kiln_srv.listen_fd, F_GETFL) | O_NONBLOCK);
 	}
 	kiln_srv.workers = kiln_server_worker_count(&kiln_srv.cfg);
 	kiln_srv.master_pid = getpid();
@@ -360,7 +360,7 @@ int kiln_server_main(const struct kiln_app *app, int argc, char **argv)
 	kiln_srv.start_mono_ms = kiln_now_ms();
 	if (app->shared_size) {
 		kiln_srv.shared = mmap(NULL, app->shared_size, PROT_READ | PROT_WRITE,
-				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		if (kiln_srv.shared == MAP_FAILED) {
 			kiln_error("cannot map shared memory", "error=%s", strerror(errno));
 			return 1;

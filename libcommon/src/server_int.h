@@ -11,8 +11,8 @@
 #include "kiln/stats.h"
 
 /* Worker exit codes the master understands. */
-#define KILN_EXIT_OK 0          /* asked to stop, or recycled after max_requests */
-#define KILN_EXIT_RECYCLE 10    /* reached max_requests */
+#define KILN_EXIT_OK          0  /* asked to stop, or recycled after max_requests */
+#define KILN_EXIT_RECYCLE     10 /* reached max_requests */
 #define KILN_EXIT_INIT_FAILED 11
 
 struct kiln_server {

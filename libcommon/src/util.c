@@ -72,8 +72,8 @@ int kiln_parse_size(const char *s, int64_t *out)
 	static const struct {
 		const char *unit;
 		int64_t mul;
-	} units[] = {{"", 1}, {"k", 1024}, {"K", 1024}, {"M", 1024 * 1024},
-		     {"G", 1024LL * 1024 * 1024}};
+	} units[] = {
+	    {"", 1}, {"k", 1024}, {"K", 1024}, {"M", 1024 * 1024}, {"G", 1024LL * 1024 * 1024}};
 	const char *unit;
 	int64_t v;
 	size_t i;
@@ -196,7 +196,8 @@ char *kiln_rfc3339(int64_t wall_ms, char *out, size_t outlen)
 
 	gmtime_r(&secs, &tm);
 	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	         (int)(wall_ms % 1000));
 	return out;
 }
 

@@ -78,8 +78,8 @@ static int dispatch(struct kiln_req *req)
 static void access_log(const struct kiln_req *req, int64_t dur_ns, size_t bytes_out)
 {
 	kiln_info("request", "method=%s path=%s route=%s status=%d ms=%.3f bytes=%zu",
-		  req->method ? req->method : "", req->path ? req->path : "", req->route,
-		  req->resp.status, (double)dur_ns / 1e6, bytes_out);
+	          req->method ? req->method : "", req->path ? req->path : "", req->route,
+	          req->resp.status, (double)dur_ns / 1e6, bytes_out);
 }
 
 static void handle(FCGX_Request *fr)
@@ -93,8 +93,8 @@ static void handle(FCGX_Request *fr)
 	if (status != 0) {
 		kiln_stats_begin(my_slot, req->method ? req->method : "", "unmatched");
 		kiln_problem(req, status,
-			     status == 413 ? "the request body is larger than the limit" : NULL,
-			     NULL);
+		             status == 413 ? "the request body is larger than the limit" : NULL,
+		             NULL);
 	} else {
 		route = dispatch(req);
 	}
@@ -103,7 +103,7 @@ static void handle(FCGX_Request *fr)
 		FCGX_PutStr(out.data, (int)out.len, fr->out);
 	dur = kiln_now_ns() - req->start_ns;
 	kiln_stats_end(my_slot, route, req->resp.status ? req->resp.status : 500, dur,
-		       req->body.len, out.len);
+	               req->body.len, out.len);
 	if (kiln_srv.cfg.log.access)
 		access_log(req, dur, out.len);
 	kiln_log_set_request(NULL, NULL);
@@ -138,8 +138,7 @@ static int setup_worker(int slot, sigset_t *waitmask, int *epfd)
 	__atomic_store_n(&my_slot->pid, getpid(), __ATOMIC_RELAXED);
 	if (kiln_srv.listen_fd >= 0) {
 		*epfd = epoll_create1(EPOLL_CLOEXEC);
-		if (*epfd < 0 ||
-		    epoll_ctl(*epfd, EPOLL_CTL_ADD, kiln_srv.listen_fd, &ev) < 0) {
+		if (*epfd < 0 || epoll_ctl(*epfd, EPOLL_CTL_ADD, kiln_srv.listen_fd, &ev) < 0) {
 			kiln_error("epoll setup failed", "error=%s", strerror(errno));
 			return -1;
 		}

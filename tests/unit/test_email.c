@@ -27,10 +27,24 @@ static void test_email_normalised(void **state)
 static void test_email_rejected(void **state)
 {
 	static const char *const bad[] = {
-		"", "   ", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a b@example.com",
-		"a@exa mple.com", "a@-example.com", "a@example-.com", "a@example..com",
-		"a@.example.com", "a@example.com.", "\x01@example.com", "a@ex_ample.com",
-		"a@[127.0.0.1]", "caf\xc3\xa9@example.com",
+	    "",
+	    "   ",
+	    "plain",
+	    "@example.com",
+	    "a@",
+	    "a@b",
+	    "a@@b.com",
+	    "a b@example.com",
+	    "a@exa mple.com",
+	    "a@-example.com",
+	    "a@example-.com",
+	    "a@example..com",
+	    "a@.example.com",
+	    "a@example.com.",
+	    "\x01@example.com",
+	    "a@ex_ample.com",
+	    "a@[127.0.0.1]",
+	    "caf\xc3\xa9@example.com",
 	};
 	char out[KILN_EMAIL_MAX + 1];
 	size_t i;
@@ -77,9 +91,9 @@ static void test_email_lengths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_email_normalised),
-		cmocka_unit_test(test_email_rejected),
-		cmocka_unit_test(test_email_lengths),
+	    cmocka_unit_test(test_email_normalised),
+	    cmocka_unit_test(test_email_rejected),
+	    cmocka_unit_test(test_email_lengths),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

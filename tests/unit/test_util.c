@@ -114,7 +114,7 @@ static void test_buf_json_escaping(void **state)
 	/* quote, backslash, newline, control escaped; é kept; 0xff and the
 	 * encoded surrogate (ED A0 80) replaced by U+FFFD each byte. */
 	assert_string_equal(b.data, "a\\\"b\\\\c\\n\\u0001\xc3\xa9\xef\xbf\xbd"
-				    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz");
+	                            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz");
 	kiln_buf_free(&b);
 }
 
@@ -124,19 +124,19 @@ static void test_rfc3339_utc(void **state)
 
 	(void)state;
 	assert_string_equal(kiln_rfc3339(1795435200123LL, out, sizeof(out)),
-			    "2026-11-23T12:00:00.123Z");
+	                    "2026-11-23T12:00:00.123Z");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_int_bounds),
-		cmocka_unit_test(test_parse_duration_units),
-		cmocka_unit_test(test_parse_size_units),
-		cmocka_unit_test(test_parse_addr_forms),
-		cmocka_unit_test(test_buf_grows_and_formats),
-		cmocka_unit_test(test_buf_json_escaping),
-		cmocka_unit_test(test_rfc3339_utc),
+	    cmocka_unit_test(test_parse_int_bounds),
+	    cmocka_unit_test(test_parse_duration_units),
+	    cmocka_unit_test(test_parse_size_units),
+	    cmocka_unit_test(test_parse_addr_forms),
+	    cmocka_unit_test(test_buf_grows_and_formats),
+	    cmocka_unit_test(test_buf_json_escaping),
+	    cmocka_unit_test(test_rfc3339_utc),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,7 +22,7 @@
  * WWW-Authenticate, or 503 when PostgreSQL cannot be asked) and returns that
  * status. */
 int kiln_authn_require(struct kiln_req *req, const struct kiln_jwt_keys *keys,
-		       struct kiln_jwt_claims *out);
+                       struct kiln_jwt_claims *out);
 
 /* Is the session of claims c still valid (user present and unlocked, sv
  * current, session active)? Returns 1 yes, 0 no, -1 when PostgreSQL cannot

@@ -29,10 +29,9 @@ int kiln_buf_adds(struct kiln_buf *b, const char *s);
 int kiln_buf_addc(struct kiln_buf *b, char c);
 
 /* Append printf-formatted text. Returns 0, or -1 on memory or format error. */
-int kiln_buf_printf(struct kiln_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int kiln_buf_printf(struct kiln_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int kiln_buf_vprintf(struct kiln_buf *b, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 /* Append s as the inside of a JSON string (quotes not included): escapes
  * '"', '\\' and control characters; invalid UTF-8 bytes become U+FFFD.

@@ -11,21 +11,21 @@
 
 /* [server] and [server.<app>]: the prefork master of a FastCGI app. */
 struct kiln_cfg_server {
-	int64_t workers;             /* 0 = 2 x cores */
-	int64_t max_requests;        /* recycle a worker after this many; 0 = never */
-	int64_t request_timeout_ms;  /* kill a worker whose request runs longer */
-	int64_t shutdown_timeout_ms; /* SIGTERM drain bound */
-	int64_t max_body;            /* bytes; larger request bodies get 413 */
-	int64_t backlog;             /* listen(2) backlog for --listen sockets */
+	int64_t workers;                /* 0 = 2 x cores */
+	int64_t max_requests;           /* recycle a worker after this many; 0 = never */
+	int64_t request_timeout_ms;     /* kill a worker whose request runs longer */
+	int64_t shutdown_timeout_ms;    /* SIGTERM drain bound */
+	int64_t max_body;               /* bytes; larger request bodies get 413 */
+	int64_t backlog;                /* listen(2) backlog for --listen sockets */
 	char run_dir[KILN_CFG_STR_MAX]; /* scoreboards: <run_dir>/<app>.stats */
 };
 
 /* [log] */
 struct kiln_cfg_log {
-	char format[16]; /* "json" | "text" */
-	char level[16];  /* "debug" | "info" | "warn" | "error" */
+	char format[16];             /* "json" | "text" */
+	char level[16];              /* "debug" | "info" | "warn" | "error" */
 	char file[KILN_CFG_STR_MAX]; /* empty = stderr */
-	int access;      /* one line per request */
+	int access;                  /* one line per request */
 };
 
 /* [database] */
@@ -57,50 +57,50 @@ struct kiln_cfg_health {
 	int64_t check_timeout_ms; /* per dependency */
 	int64_t cache_ms;         /* results shared across workers this long */
 	char disk_path[KILN_CFG_STR_MAX];
-	int64_t disk_min_free;    /* bytes; below = fail */
-	int64_t disk_warn_free;   /* bytes; below = warn */
+	int64_t disk_min_free;  /* bytes; below = fail */
+	int64_t disk_warn_free; /* bytes; below = warn */
 };
 
 /* [auth]: tokens, lockout, per-IP limits, password hashing. */
 struct kiln_cfg_auth {
 	char issuer[128];
 	char audience[128];
-	char jwt_key[KILN_CFG_STR_MAX];          /* from jwt_key_file only, >= 32 bytes */
+	char jwt_key[KILN_CFG_STR_MAX]; /* from jwt_key_file only, >= 32 bytes */
 	char jwt_key_id[64];
 	char jwt_previous_key[KILN_CFG_STR_MAX]; /* optional, from jwt_previous_key_file */
 	char jwt_previous_key_id[64];
 	int64_t access_ttl_ms;
 	int64_t refresh_ttl_ms;
-	int64_t refresh_grace_ms;   /* a rotated refresh token still yields its successor */
-	int64_t leeway_ms;          /* clock skew allowed on exp/nbf/iat */
-	int64_t lockout_threshold;  /* failures before the delay starts */
-	int64_t lockout_base_ms;    /* first delay; doubles per further failure */
+	int64_t refresh_grace_ms;  /* a rotated refresh token still yields its successor */
+	int64_t leeway_ms;         /* clock skew allowed on exp/nbf/iat */
+	int64_t lockout_threshold; /* failures before the delay starts */
+	int64_t lockout_base_ms;   /* first delay; doubles per further failure */
 	int64_t lockout_max_ms;
 	int64_t lockout_hourly_limit; /* failures per hour before locking for the hour */
-	int64_t ip_rate;            /* requests per ip_period per client address */
+	int64_t ip_rate;              /* requests per ip_period per client address */
 	int64_t ip_period_ms;
 	int64_t ip_burst;
-	int64_t argon2_memory;      /* bytes */
+	int64_t argon2_memory; /* bytes */
 	int64_t argon2_iterations;
 	int64_t argon2_parallelism;
-	int common_password_check;  /* reject passwords found by cracklib */
+	int common_password_check; /* reject passwords found by cracklib */
 };
 
 /* [worker]: kiln-worker, the durable job queue's executor daemon. Its number
  * of executor processes and its drain bound are the prefork master's
  * [server.worker] workers and shutdown_timeout. */
 struct kiln_cfg_worker {
-	char queues[256];           /* comma-separated queues to work, "default" */
-	int64_t batch;              /* jobs fetched per round trip */
-	int listen;                 /* wake on LISTEN/NOTIFY (off behind a transaction pooler) */
-	int64_t poll_interval_ms;   /* fallback polling */
-	int64_t heartbeat_ms;       /* running jobs are touched this often */
-	int64_t rescue_after_ms;    /* a running job with an older heartbeat is rescued */
-	int64_t job_timeout_ms;     /* default per-kind timeout */
-	int64_t lease_ttl_ms;       /* leader lease for periodic jobs */
+	char queues[256];         /* comma-separated queues to work, "default" */
+	int64_t batch;            /* jobs fetched per round trip */
+	int listen;               /* wake on LISTEN/NOTIFY (off behind a transaction pooler) */
+	int64_t poll_interval_ms; /* fallback polling */
+	int64_t heartbeat_ms;     /* running jobs are touched this often */
+	int64_t rescue_after_ms;  /* a running job with an older heartbeat is rescued */
+	int64_t job_timeout_ms;   /* default per-kind timeout */
+	int64_t lease_ttl_ms;     /* leader lease for periodic jobs */
 	int64_t prune_completed_after_ms;
 	int64_t prune_discarded_after_ms;
-	int test_kinds;             /* enable the test-only job kinds (fail, sleep) */
+	int test_kinds; /* enable the test-only job kinds (fail, sleep) */
 };
 
 struct kiln_config {
@@ -127,7 +127,7 @@ void kiln_config_defaults(struct kiln_config *cfg);
  * (e.g. "kiln.conf:12: [server] workers: 'abc' is not an integer in 0..64").
  * An unknown section or key is an error; so is any out-of-range value. */
 int kiln_config_load(struct kiln_config *cfg, const char *path, const char *app, char *err,
-		     size_t errlen);
+                     size_t errlen);
 
 /* Parse INI text already in memory (name is used in messages). Same rules as
  * kiln_config_load minus the environment and the reading of *_file secrets
@@ -135,6 +135,6 @@ int kiln_config_load(struct kiln_config *cfg, const char *path, const char *app,
  * unchanged. Returns 0, or -1 with err set.
  * Used by kiln_config_load, the unit tests and the fuzz harness. */
 int kiln_config_parse(struct kiln_config *cfg, const char *name, const char *text, size_t len,
-		      const char *app, char *err, size_t errlen);
+                      const char *app, char *err, size_t errlen);
 
 #endif

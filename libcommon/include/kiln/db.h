@@ -26,14 +26,14 @@ PGconn *kiln_db_conn(struct kiln_db *db, char *err, size_t errlen);
  * PQresultStatus for SQL errors), or NULL with err set on timeout (the query
  * is cancelled) or connection failure (the connection is dropped and will be
  * re-opened lazily). */
-PGresult *kiln_db_exec(struct kiln_db *db, const char *sql, int nparams,
-		       const char *const *values, int64_t timeout_ms, char *err, size_t errlen);
+PGresult *kiln_db_exec(struct kiln_db *db, const char *sql, int nparams, const char *const *values,
+                       int64_t timeout_ms, char *err, size_t errlen);
 
 /* As kiln_db_exec, but through a named prepared statement, prepared on first
  * use on each connection. name must be unique per distinct sql. */
 PGresult *kiln_db_exec_prepared(struct kiln_db *db, const char *name, const char *sql, int nparams,
-				const char *const *values, int64_t timeout_ms, char *err,
-				size_t errlen);
+                                const char *const *values, int64_t timeout_ms, char *err,
+                                size_t errlen);
 
 /* Check the server answers `SELECT 1` within timeout_ms (including a
  * connect if needed, ignoring backoff). Returns 0, or -1 with err set. */

@@ -11,15 +11,15 @@
 #include "kiln/json.h"
 #include "kiln/router.h"
 
-#define KILN_REQUEST_ID_MAX 64
+#define KILN_REQUEST_ID_MAX   64
 #define KILN_QUERY_MAX_PARAMS 32
-#define KILN_QUERY_MAX_LEN 4096
+#define KILN_QUERY_MAX_LEN    4096
 
 /* Reads up to n bytes of body; returns bytes read, 0 at end, -1 on error. */
 typedef int (*kiln_body_read_fn)(void *ctx, char *buf, int n);
 
 struct kiln_resp {
-	int status;            /* 0 until set */
+	int status;              /* 0 until set */
 	struct kiln_buf headers; /* "Name: value\r\n" lines, without Status/Content-* */
 	struct kiln_buf body;
 	char content_type[96];
@@ -42,28 +42,28 @@ struct kiln_req {
 	const char *path;  /* decoded path without query (DOCUMENT_URI, else PATH_INFO) */
 	const char *query; /* raw QUERY_STRING, "" when none */
 	const char *remote_addr;
-	const char *content_type;  /* "" when none */
-	int64_t content_length;    /* -1 when absent */
+	const char *content_type; /* "" when none */
+	int64_t content_length;   /* -1 when absent */
 	int64_t max_body;
-	int head;                  /* HEAD: send headers only */
+	int head; /* HEAD: send headers only */
 	char request_id[KILN_REQUEST_ID_MAX + 1];
-	char trace_id[33];         /* W3C trace-id, "" when no valid traceparent */
+	char trace_id[33]; /* W3C trace-id, "" when no valid traceparent */
 
 	/* routing */
-	int route_index;           /* -1 when none matched */
-	const char *route;         /* matched pattern, or "unmatched" */
+	int route_index;   /* -1 when none matched */
+	const char *route; /* matched pattern, or "unmatched" */
 	struct kiln_match match;
 
 	/* body, read on demand */
 	kiln_body_read_fn read;
 	void *read_ctx;
-	int body_read;             /* 0 not yet, 1 read, else the error status it returned */
+	int body_read; /* 0 not yet, 1 read, else the error status it returned */
 	struct kiln_buf body;
 
 	struct kiln_resp resp;
 	int64_t start_ns;
 	struct kiln_field_errors *errors; /* optional, for problem+json errors[] */
-	struct kiln_buf path_buf;  /* owns path when it had to be cut from REQUEST_URI */
+	struct kiln_buf path_buf;         /* owns path when it had to be cut from REQUEST_URI */
 };
 
 /* Prepare req for a new request from envp (buffers are kept from the last
@@ -73,7 +73,7 @@ struct kiln_req {
  * answer at once: 400 for a malformed Content-Length, 413 when it exceeds
  * max_body (decided before any byte of the body is read). */
 int kiln_req_init(struct kiln_req *req, char **envp, kiln_body_read_fn read, void *read_ctx,
-		  int64_t max_body);
+                  int64_t max_body);
 
 /* Release the buffers of req (at worker exit). */
 void kiln_req_free(struct kiln_req *req);
@@ -108,16 +108,16 @@ const char *kiln_http_reason(int status);
  * header name or value, which is refused). */
 int kiln_resp_header(struct kiln_req *req, const char *name, const char *value);
 int kiln_resp_body(struct kiln_req *req, int status, const char *content_type, const void *body,
-		   size_t len);
+                   size_t len);
 int kiln_resp_json_text(struct kiln_req *req, int status, const char *json, size_t len);
 
 /* problem+json (RFC 9457): {type,title,status,detail,request_id[,errors]}.
  * errors (may be NULL) becomes errors[] of {field, reason}. type is
  * "about:blank" unless given. Returns 0, or -1 when out of memory. */
 int kiln_problem(struct kiln_req *req, int status, const char *detail,
-		 const struct kiln_field_errors *errors);
+                 const struct kiln_field_errors *errors);
 int kiln_problem_typed(struct kiln_req *req, int status, const char *type, const char *title,
-		       const char *detail, const struct kiln_field_errors *errors);
+                       const char *detail, const struct kiln_field_errors *errors);
 
 /* Serialize the response as a CGI response ("Status: ...\r\n", headers,
  * Content-Type, Content-Length, X-Request-ID, blank line, body unless HEAD).

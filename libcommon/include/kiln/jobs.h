@@ -13,8 +13,8 @@
 
 struct kiln_db;
 
-#define KILN_JOBS_CHANNEL "kiln_jobs" /* NOTIFY channel; payload = queue name */
-#define KILN_JOB_KIND_MAX 64
+#define KILN_JOBS_CHANNEL  "kiln_jobs" /* NOTIFY channel; payload = queue name */
+#define KILN_JOB_KIND_MAX  64
 #define KILN_JOB_QUEUE_MAX 64
 
 struct kiln_job_opts {
@@ -30,7 +30,7 @@ struct kiln_job {
 	int64_t id;
 	char kind[KILN_JOB_KIND_MAX];
 	char queue[KILN_JOB_QUEUE_MAX];
-	char *args; /* JSON object text, malloc'd */
+	char *args;  /* JSON object text, malloc'd */
 	int attempt; /* this run's attempt number, 1-based */
 	int max_attempts;
 	char request_id[65];
@@ -42,14 +42,14 @@ struct kiln_job {
  * a non-final job with the same unique_key exists (nothing inserted), or -1
  * with err set. */
 int64_t kiln_jobs_enqueue(struct kiln_db *db, const char *kind, const char *args_json,
-			  const struct kiln_job_opts *opts, char *err, size_t errlen);
+                          const struct kiln_job_opts *opts, char *err, size_t errlen);
 
 /* Claim up to n runnable jobs of queue (available, or scheduled/retryable
  * whose time has come) in priority then scheduled order, with FOR UPDATE
  * SKIP LOCKED; mark them running (attempt + 1, attempted_at, attempted_by =
  * worker_id, heartbeat_at). Returns the number claimed (0..n), or -1. */
 int kiln_jobs_fetch(struct kiln_db *db, const char *queue, const char *worker_id,
-		    struct kiln_job *jobs, int n, char *err, size_t errlen);
+                    struct kiln_job *jobs, int n, char *err, size_t errlen);
 
 /* Release the memory of a fetched job. */
 void kiln_job_free(struct kiln_job *job);
@@ -61,7 +61,7 @@ int kiln_jobs_complete(struct kiln_db *db, int64_t id, char *err, size_t errlen)
  * attempt, error); the job becomes retryable after kiln_jobs_backoff_ms(),
  * or discarded when attempt >= max_attempts. Returns 0, or -1. */
 int kiln_jobs_fail(struct kiln_db *db, const struct kiln_job *job, const char *error, char *err,
-		   size_t errlen);
+                   size_t errlen);
 
 /* Touch heartbeat_at of running jobs. Returns 0, or -1. */
 int kiln_jobs_heartbeat(struct kiln_db *db, const int64_t *ids, int n, char *err, size_t errlen);

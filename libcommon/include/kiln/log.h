@@ -27,11 +27,11 @@ int kiln_log_enabled(enum kiln_log_level level);
  * each pair becomes a typed JSON member; in text mode the line is printed as
  * formatted. fmt may be NULL. Each line is written with one write(2). */
 void kiln_log(enum kiln_log_level level, const char *msg, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define kiln_debug(msg, ...) kiln_log(KILN_LOG_DEBUG, msg, __VA_ARGS__)
-#define kiln_info(msg, ...) kiln_log(KILN_LOG_INFO, msg, __VA_ARGS__)
-#define kiln_warn(msg, ...) kiln_log(KILN_LOG_WARN, msg, __VA_ARGS__)
+#define kiln_info(msg, ...)  kiln_log(KILN_LOG_INFO, msg, __VA_ARGS__)
+#define kiln_warn(msg, ...)  kiln_log(KILN_LOG_WARN, msg, __VA_ARGS__)
 #define kiln_error(msg, ...) kiln_log(KILN_LOG_ERROR, msg, __VA_ARGS__)
 
 #endif

@@ -20,7 +20,7 @@ int kiln_mc_get(struct kiln_mc *mc, const char *key, size_t klen, char **val, si
 
 /* Set key for ttl_s seconds. Returns 0, or -1 on error. */
 int kiln_mc_set(struct kiln_mc *mc, const char *key, size_t klen, const void *val, size_t vlen,
-		uint32_t ttl_s);
+                uint32_t ttl_s);
 
 /* Delete key. Returns 0 (also when absent), or -1 on error. */
 int kiln_mc_delete(struct kiln_mc *mc, const char *key, size_t klen);

@@ -11,7 +11,7 @@
 
 #define KILN_PASSWORD_MIN 12
 #define KILN_PASSWORD_MAX 1024
-#define KILN_PHC_MAX 160
+#define KILN_PHC_MAX      160
 
 struct kiln_password_params {
 	uint32_t m_kib; /* memory in KiB */
@@ -21,13 +21,13 @@ struct kiln_password_params {
 
 /* Parameters from [auth] argon2_memory/iterations/parallelism. */
 void kiln_password_params_from_config(struct kiln_password_params *p,
-				      const struct kiln_cfg_auth *cfg);
+                                      const struct kiln_cfg_auth *cfg);
 
 /* Hash pw (len bytes) with a fresh 16-byte salt into a PHC string
  * "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>" (32-byte hash) in out.
  * Returns 0, or -1 (out too small, out of memory, argon2 error). */
-int kiln_password_hash(const struct kiln_password_params *p, const char *pw, size_t len,
-		       char *out, size_t outlen);
+int kiln_password_hash(const struct kiln_password_params *p, const char *pw, size_t len, char *out,
+                       size_t outlen);
 
 /* Verify pw against a PHC string in constant time. Returns 1 on a match, 0
  * on a mismatch, -1 when phc is malformed or not argon2id. */

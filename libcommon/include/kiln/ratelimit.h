@@ -25,6 +25,6 @@ struct kiln_ratelimit_result {
  * NULL (in-process only). Returns 0 with *out filled, or -1 when rl is
  * invalid. Never blocks longer than the Redis command timeout. */
 int kiln_ratelimit_take(struct kiln_redis *r, const struct kiln_ratelimit *rl, const char *key,
-			struct kiln_ratelimit_result *out);
+                        struct kiln_ratelimit_result *out);
 
 #endif

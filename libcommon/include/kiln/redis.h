@@ -20,7 +20,7 @@ void kiln_redis_free(struct kiln_redis *r);
  * dropped; the next call reconnects once the backoff, 50 ms doubling to 2 s,
  * has passed). */
 redisReply *kiln_redis_command(struct kiln_redis *r, char *err, size_t errlen, const char *fmt,
-			       ...);
+                               ...);
 
 /* Check PING answers PONG within timeout_ms (connecting if needed, ignoring
  * backoff). Returns 0, or -1 with err set. */

@@ -14,7 +14,7 @@ struct kiln_route {
 	kiln_handler_fn handler;
 };
 
-#define KILN_ROUTE_MAX_PARAMS 8
+#define KILN_ROUTE_MAX_PARAMS  8
 #define KILN_ROUTE_PARAM_STORE 512
 
 struct kiln_route_param {
@@ -30,7 +30,7 @@ struct kiln_match {
 	char allow[128]; /* on 405: "GET, HEAD, POST" */
 };
 
-#define KILN_ROUTE_NOT_FOUND (-1)
+#define KILN_ROUTE_NOT_FOUND          (-1)
 #define KILN_ROUTE_METHOD_NOT_ALLOWED (-2)
 
 /* Check a route table at startup: patterns start with '/', braces balance,
@@ -44,7 +44,7 @@ int kiln_router_check(const struct kiln_route *routes, size_t n, char *err, size
  * matches but not for this method (m->allow lists the methods that do,
  * including HEAD where GET is allowed, and OPTIONS). */
 int kiln_router_match(const struct kiln_route *routes, size_t n, const char *method,
-		      const char *path, struct kiln_match *m);
+                      const char *path, struct kiln_match *m);
 
 /* Value of a matched parameter by name, or NULL. */
 const char *kiln_match_param(const struct kiln_match *m, const char *name);

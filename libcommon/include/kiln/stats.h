@@ -12,15 +12,15 @@
 
 #include "kiln/buf.h"
 
-#define KILN_STATS_MAGIC "KILNSTA1"
-#define KILN_STATS_MAX_SLOTS 128  /* workers are capped at half of this */
-#define KILN_STATS_MAX_ROUTES 62  /* + "unmatched" + "other" */
-#define KILN_STATS_ROUTES (KILN_STATS_MAX_ROUTES + 2)
+#define KILN_STATS_MAGIC           "KILNSTA1"
+#define KILN_STATS_MAX_SLOTS       128 /* workers are capped at half of this */
+#define KILN_STATS_MAX_ROUTES      62  /* + "unmatched" + "other" */
+#define KILN_STATS_ROUTES          (KILN_STATS_MAX_ROUTES + 2)
 #define KILN_STATS_ROUTE_UNMATCHED KILN_STATS_MAX_ROUTES
-#define KILN_STATS_ROUTE_OTHER (KILN_STATS_MAX_ROUTES + 1)
-#define KILN_STATS_BUCKETS 14 /* finite upper bounds, see kiln_stats_bucket_us */
-#define KILN_STATS_CLASSES 5  /* status 1xx .. 5xx */
-#define KILN_STATS_MAX_COUNTERS 32
+#define KILN_STATS_ROUTE_OTHER     (KILN_STATS_MAX_ROUTES + 1)
+#define KILN_STATS_BUCKETS         14 /* finite upper bounds, see kiln_stats_bucket_us */
+#define KILN_STATS_CLASSES         5  /* status 1xx .. 5xx */
+#define KILN_STATS_MAX_COUNTERS    32
 
 enum kiln_worker_state {
 	KILN_WORKER_EMPTY = 0, /* slot unused */
@@ -33,8 +33,8 @@ enum kiln_worker_state {
 enum kiln_restart_reason {
 	KILN_RESTART_CRASH = 0, /* died unexpectedly */
 	KILN_RESTART_MAX_REQUESTS,
-	KILN_RESTART_TIMEOUT,   /* killed for exceeding request_timeout */
-	KILN_RESTART_RELOAD,    /* replaced on SIGHUP */
+	KILN_RESTART_TIMEOUT, /* killed for exceeding request_timeout */
+	KILN_RESTART_RELOAD,  /* replaced on SIGHUP */
 	KILN_RESTART_REASONS
 };
 
@@ -48,12 +48,12 @@ struct kiln_stats_route {
 
 struct kiln_stats_slot {
 	int32_t pid;
-	int32_t state;          /* enum kiln_worker_state */
-	int64_t req_start_ms;   /* wall clock ms of the current request, 0 when idle */
-	int64_t busy_ms_total;  /* time spent serving requests */
-	uint64_t requests;      /* total served by this slot (all its workers) */
-	char method[8];         /* current request */
-	char route[96];         /* current route template */
+	int32_t state;         /* enum kiln_worker_state */
+	int64_t req_start_ms;  /* wall clock ms of the current request, 0 when idle */
+	int64_t busy_ms_total; /* time spent serving requests */
+	uint64_t requests;     /* total served by this slot (all its workers) */
+	char method[8];        /* current request */
+	char route[96];        /* current route template */
 	uint64_t counters[KILN_STATS_MAX_COUNTERS]; /* app-defined, see names */
 	struct kiln_stats_route routes[KILN_STATS_ROUTES];
 };
@@ -89,8 +89,8 @@ uint64_t kiln_stats_bucket_us(int i);
  * KILN_STATS_MAX_ROUTES count as "other"); counter_names label the app
  * counters (NULL-terminated list, may be NULL). Returns 0, or -1 with errno. */
 int kiln_stats_create(struct kiln_stats *st, const char *path, const char *app,
-		      const char *const *methods, const char *const *patterns, size_t nroutes,
-		      const char *const *counter_names);
+                      const char *const *methods, const char *const *patterns, size_t nroutes,
+                      const char *const *counter_names);
 
 /* Map an existing scoreboard read-only. Returns 0, or -1 (errno; EINVAL for
  * a file that is not a kiln scoreboard). */
@@ -106,7 +106,7 @@ struct kiln_stats_slot *kiln_stats_slot(const struct kiln_stats *st, int i);
  * the index into the route table (or KILN_STATS_ROUTE_UNMATCHED). */
 void kiln_stats_begin(struct kiln_stats_slot *s, const char *method, const char *route_pattern);
 void kiln_stats_end(struct kiln_stats_slot *s, int route, int status, int64_t duration_ns,
-		    uint64_t bytes_in, uint64_t bytes_out);
+                    uint64_t bytes_in, uint64_t bytes_out);
 
 /* Add n to app counter i of slot s. */
 void kiln_stats_count(struct kiln_stats_slot *s, int counter, uint64_t n);

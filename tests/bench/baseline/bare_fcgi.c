@@ -5,8 +5,8 @@
 int main(void)
 {
 	static const char resp[] = "Status: 200 OK\r\nContent-Type: application/health+json\r\n"
-				   "Cache-Control: no-store\r\nContent-Length: 35\r\n\r\n"
-				   "{\"status\":\"pass\",\"version\":\"0.1.0\"}";
+	                           "Cache-Control: no-store\r\nContent-Length: 35\r\n\r\n"
+	                           "{\"status\":\"pass\",\"version\":\"0.1.0\"}";
 	FCGX_Request req;
 
 	FCGX_Init();

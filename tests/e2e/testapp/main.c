@@ -40,10 +40,11 @@ static int test_info(struct kiln_req *req)
 	char body[256];
 	int n;
 
-	n = snprintf(body, sizeof(body),
-		     "{\"pid\":%d,\"max_body\":%lld,\"request_timeout_ms\":%lld,\"log_level\":\"%s\"}",
-		     (int)getpid(), (long long)cfg->server.max_body,
-		     (long long)cfg->server.request_timeout_ms, cfg->log.level);
+	n = snprintf(
+	    body, sizeof(body),
+	    "{\"pid\":%d,\"max_body\":%lld,\"request_timeout_ms\":%lld,\"log_level\":\"%s\"}",
+	    (int)getpid(), (long long)cfg->server.max_body,
+	    (long long)cfg->server.request_timeout_ms, cfg->log.level);
 	return kiln_resp_json_text(req, 200, body, (size_t)n);
 }
 
@@ -60,17 +61,17 @@ static int test_echo(struct kiln_req *req)
 }
 
 static const struct kiln_route routes[] = {
-	{"GET", "/test/sleep", test_sleep},
-	{"GET", "/test/info", test_info},
-	{"POST", "/test/echo", test_echo},
+    {"GET", "/test/sleep", test_sleep},
+    {"GET", "/test/info", test_info},
+    {"POST", "/test/echo", test_echo},
 };
 
 int main(int argc, char **argv)
 {
 	struct kiln_app app = {
-		.name = "testapp",
-		.routes = routes,
-		.nroutes = KILN_ARRAY_LEN(routes),
+	    .name = "testapp",
+	    .routes = routes,
+	    .nroutes = KILN_ARRAY_LEN(routes),
 	};
 
 	return kiln_server_main(&app, argc, argv);
