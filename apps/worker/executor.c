@@ -36,13 +36,6 @@ struct executor {
 	int db_down; /* the last fetch failed (log an outage once) */
 };
 
-/* Put back jobs fetched but not started: a shutdown must neither run them
- * late nor spend one of their attempts. */
-static const char sql_release[] =
-    "UPDATE jobs SET state = 'available', attempt = attempt - 1, attempted_by = NULL,"
-    " heartbeat_at = NULL"
-    " WHERE id = ANY($1::bigint[]) AND state = 'running' AND attempted_by = $2";
-
 /* ---------------------------------------------------------------- heartbeat */
 
 void executor_heartbeat(struct executor *ex, int force)
@@ -77,17 +70,18 @@ int job_heartbeat(struct job_run *run)
 static int executor_record(struct executor *ex, const struct kiln_job *job, int rc, const char *why)
 {
 	char err[512];
-	int i;
+	int i, done;
 
 	for (i = 0; i < RECORD_TRIES; i++) {
 		if (i > 0)
 			usleep((useconds_t)(100000 << (i - 1)));
-		if (rc == JOB_OK ? kiln_jobs_complete(ex->db, job->id, err, sizeof(err)) == 0
-		                 : kiln_jobs_fail(ex->db, job, why, err, sizeof(err)) == 0)
+		done = rc == JOB_OK ? kiln_jobs_complete(ex->db, job->id, err, sizeof(err))
+		                    : kiln_jobs_fail(ex->db, job, why, err, sizeof(err));
+		if (done == 0)
 			return 0;
 		/* Rescued or cancelled meanwhile: the row is no longer ours,
 		 * and trying again cannot change that. */
-		if (strstr(err, "is not running")) {
+		if (done == KILN_JOBS_GONE) {
 			kiln_warn("job outcome not recorded: it is no longer running here",
 			          "job_id=%lld kind=%s attempt=%d", (long long)job->id, job->kind,
 			          job->attempt);
@@ -101,32 +95,19 @@ static int executor_record(struct executor *ex, const struct kiln_job *job, int 
 	return -1;
 }
 
-/* Release the given jobs (see sql_release). Returns 0, or -1. */
+/* Put back jobs fetched but not started: a shutdown must neither run them
+ * late nor spend one of their attempts. Returns 0, or -1. */
 static int executor_release(struct executor *ex, const int64_t *ids, int n)
 {
-	struct kiln_buf arr;
 	char err[512];
-	const char *v[2];
-	PGresult *r;
-	int i, rc = -1;
+	int released = kiln_jobs_release(ex->db, ids, n, worker_id(), err, sizeof(err));
 
-	kiln_buf_init(&arr);
-	kiln_buf_addc(&arr, '{');
-	for (i = 0; i < n; i++)
-		kiln_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
-	if (kiln_buf_addc(&arr, '}') == 0) {
-		v[0] = arr.data;
-		v[1] = worker_id();
-		r = worker_sql(ex->db, "worker_release", sql_release, 2, v, 0, err, sizeof(err));
-		rc = r ? 0 : -1;
-		if (r)
-			kiln_info("released jobs not started", "jobs=%s", PQcmdTuples(r));
-		else
-			kiln_warn("cannot release jobs; they will be rescued", "error=%s", err);
-		PQclear(r);
+	if (released < 0) {
+		kiln_warn("cannot release jobs; they will be rescued", "error=%s", err);
+		return -1;
 	}
-	kiln_buf_free(&arr);
-	return rc;
+	kiln_info("released jobs not started", "jobs=%d", released);
+	return 0;
 }
 
 static void executor_log_outcome(struct executor *ex, const struct kiln_job *job, int rc,

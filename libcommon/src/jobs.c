@@ -34,7 +34,7 @@
 /* The statements, prepared once per connection under their names. Column
  * and predicate text of the ON CONFLICT clause must match the partial
  * unique index jobs_unique_key_idx for PostgreSQL to infer it. */
-enum { JOBS_ENQUEUE, JOBS_FETCH, JOBS_COMPLETE, JOBS_FAIL, JOBS_HEARTBEAT, JOBS_RESCUE };
+enum { JOBS_ENQUEUE, JOBS_FETCH, JOBS_COMPLETE, JOBS_FAIL, JOBS_HEARTBEAT, JOBS_RELEASE, JOBS_RESCUE };
 
 static const struct jobs_stmt {
 	const char *name;
@@ -91,6 +91,11 @@ static const struct jobs_stmt {
     [JOBS_HEARTBEAT] = {"jobs_heartbeat", "heartbeat", 1,
                         "UPDATE jobs SET heartbeat_at = now()"
                         " WHERE id = ANY($1::bigint[]) AND state = 'running'"},
+    [JOBS_RELEASE] = {"jobs_release", "release", 2,
+                      "UPDATE jobs SET state = 'available', attempt = attempt - 1,"
+                      " attempted_by = NULL, heartbeat_at = NULL"
+                      " WHERE id = ANY($1::bigint[]) AND state = 'running'"
+                      " AND attempted_by = $2"},
     /* The backoff is kiln_jobs_backoff_ms() in SQL: attempt^4 s times
      * 0.9..1.1, capped at 24 h. */
     [JOBS_RESCUE] = {"jobs_rescue", "rescue", 1,
@@ -289,7 +294,8 @@ void kiln_job_free(struct kiln_job *job)
 	job->args = NULL;
 }
 
-/* Run an UPDATE of one job that must change exactly one row. */
+/* Run an UPDATE of one job that must change exactly one row; no row
+ * changed is KILN_JOBS_GONE. */
 static int jobs_update_one(struct kiln_db *db, int st, const char *const *values, int64_t id,
                            char *err, size_t errlen)
 {
@@ -303,7 +309,7 @@ static int jobs_update_one(struct kiln_db *db, int st, const char *const *values
 		snprintf(msg, sizeof(msg), "job %lld is not running (or not this attempt)",
 		         (long long)id);
 		jobs_err(err, errlen, jobs_stmts[st].op, msg);
-		rc = -1;
+		rc = KILN_JOBS_GONE;
 	}
 	PQclear(res);
 	return rc;
@@ -380,26 +386,37 @@ int kiln_jobs_fail(struct kiln_db *db, const struct kiln_job *job, const char *e
 	return rc;
 }
 
+/* ids as one array literal "{1,2,3}": one parameter whatever n is.
+ * Returns 0, or -1 with err set. */
+static int jobs_id_array(struct kiln_buf *arr, const int64_t *ids, int n, const char *op,
+                         char *err, size_t errlen)
+{
+	int i, bad = 0;
+
+	if (n < 0 || (n > 0 && ids == NULL)) {
+		jobs_err(err, errlen, op, "bad id array");
+		return -1;
+	}
+	for (i = 0; i < n && !bad; i++)
+		bad = kiln_buf_printf(arr, "%c%lld", i ? ',' : '{', (long long)ids[i]) < 0;
+	if (bad || kiln_buf_addc(arr, '}') < 0) {
+		jobs_err(err, errlen, op, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int kiln_jobs_heartbeat(struct kiln_db *db, const int64_t *ids, int n, char *err, size_t errlen)
 {
 	struct kiln_buf arr;
 	const char *v[1];
 	PGresult *res;
-	int i, bad = 0;
 
-	if (n < 0 || (n > 0 && ids == NULL)) {
-		jobs_err(err, errlen, "heartbeat", "bad id array");
-		return -1;
-	}
 	if (n == 0)
 		return 0;
 	kiln_buf_init(&arr);
-	/* An array literal "{1,2,3}": one parameter whatever n is. */
-	for (i = 0; i < n && !bad; i++)
-		bad = kiln_buf_printf(&arr, "%c%lld", i ? ',' : '{', (long long)ids[i]) < 0;
-	if (bad || kiln_buf_addc(&arr, '}') < 0) {
+	if (jobs_id_array(&arr, ids, n, "heartbeat", err, errlen) < 0) {
 		kiln_buf_free(&arr);
-		jobs_err(err, errlen, "heartbeat", "out of memory");
 		return -1;
 	}
 	v[0] = arr.data;
@@ -409,6 +426,32 @@ int kiln_jobs_heartbeat(struct kiln_db *db, const int64_t *ids, int n, char *err
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+int kiln_jobs_release(struct kiln_db *db, const int64_t *ids, int n, const char *worker_id,
+                      char *err, size_t errlen)
+{
+	struct kiln_buf arr;
+	const char *v[2];
+	PGresult *res;
+	int released;
+
+	if (n == 0)
+		return 0;
+	kiln_buf_init(&arr);
+	if (jobs_id_array(&arr, ids, n, "release", err, errlen) < 0) {
+		kiln_buf_free(&arr);
+		return -1;
+	}
+	v[0] = arr.data;
+	v[1] = worker_id;
+	res = jobs_exec(db, JOBS_RELEASE, v, PGRES_COMMAND_OK, err, errlen);
+	kiln_buf_free(&arr);
+	if (res == NULL)
+		return -1;
+	released = atoi(PQcmdTuples(res));
+	PQclear(res);
+	return released;
 }
 
 int kiln_jobs_rescue(struct kiln_db *db, int64_t stale_ms, char *err, size_t errlen)

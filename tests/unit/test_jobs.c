@@ -704,7 +704,7 @@ static void test_fail_backs_off_then_discards_keeping_errors(void **state)
 	          id, "1:boom 1:true,2:boom 2:true,3:boom 3:true");
 	assert_int_equal(fetch(E.q, "flaky", &job, 1), 0);
 	/* A stale executor cannot record a failure any more. */
-	assert_int_equal(kiln_jobs_fail(E.q, &stale, "late", err, sizeof(err)), -1);
+	assert_int_equal(kiln_jobs_fail(E.q, &stale, "late", err, sizeof(err)), KILN_JOBS_GONE);
 	assert_non_null(strstr(err, "not running"));
 	kiln_job_free(&stale);
 }
@@ -737,6 +737,35 @@ static void test_fail_bounds_error_text_as_utf8(void **state)
 	kiln_job_free(&job);
 }
 
+/* A shutdown between fetch and run puts the claimed jobs back unspent, and
+ * only the claimer's own: another worker's id releases nothing. */
+static void test_release_returns_unstarted_jobs(void **state)
+{
+	struct kiln_job jobs[2];
+	int64_t ids[2];
+	char err[256];
+
+	(void)state;
+	enqueue(E.q, "noop", "{}", NULL);
+	enqueue(E.q, "noop", "{}", NULL);
+	assert_int_equal(fetch(E.q, "default", jobs, 2), 2);
+	ids[0] = jobs[0].id;
+	ids[1] = jobs[1].id;
+	kiln_job_free(&jobs[0]);
+	kiln_job_free(&jobs[1]);
+	assert_int_equal(kiln_jobs_release(E.q, ids, 2, "another-worker", err, sizeof(err)), 0);
+	assert_jv("SELECT state FROM jobs WHERE id = $1", ids[0], "running");
+	assert_int_equal(kiln_jobs_release(E.q, ids, 2, "test-worker", err, sizeof(err)), 2);
+	assert_jv("SELECT state || ',' || attempt || ',' || (attempted_by IS NULL) FROM jobs "
+	          "WHERE id = $1",
+	          ids[1], "available,0,true");
+	assert_int_equal(kiln_jobs_release(E.q, ids, 0, "test-worker", err, sizeof(err)), 0);
+	assert_int_equal(fetch(E.q, "default", jobs, 2), 2);
+	assert_int_equal(jobs[0].attempt, 1);
+	kiln_job_free(&jobs[0]);
+	kiln_job_free(&jobs[1]);
+}
+
 static void test_complete_finalizes(void **state)
 {
 	struct kiln_job job;
@@ -745,15 +774,15 @@ static void test_complete_finalizes(void **state)
 
 	(void)state;
 	id = enqueue(E.q, "once", "{}", NULL);
-	assert_int_equal(kiln_jobs_complete(E.q, id, err, sizeof(err)), -1); /* not running */
+	assert_int_equal(kiln_jobs_complete(E.q, id, err, sizeof(err)), KILN_JOBS_GONE); /* not running */
 	assert_int_equal(fetch(E.q, "default", &job, 1), 1);
 	assert_int_equal(kiln_jobs_complete(E.q, job.id, err, sizeof(err)), 0);
 	assert_jv("SELECT concat_ws(' ', state, finalized_at IS NOT NULL, heartbeat_at IS NULL, "
 	          "errors = '{}') FROM jobs WHERE id = $1",
 	          id, "completed t t t");
-	assert_int_equal(kiln_jobs_complete(E.q, job.id, err, sizeof(err)), -1);
+	assert_int_equal(kiln_jobs_complete(E.q, job.id, err, sizeof(err)), KILN_JOBS_GONE);
 	assert_non_null(strstr(err, "not running"));
-	assert_int_equal(kiln_jobs_complete(E.q, 999999, err, sizeof(err)), -1);
+	assert_int_equal(kiln_jobs_complete(E.q, 999999, err, sizeof(err)), KILN_JOBS_GONE);
 	assert_int_equal(fetch(E.q, "default", &job, 1), 0);
 	kiln_job_free(&job);
 }
@@ -838,6 +867,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_fail_backs_off_then_discards_keeping_errors, reset),
 	    cmocka_unit_test_setup(test_fail_bounds_error_text_as_utf8, reset),
 	    cmocka_unit_test_setup(test_complete_finalizes, reset),
+	    cmocka_unit_test_setup(test_release_returns_unstarted_jobs, reset),
 	    cmocka_unit_test_setup(test_heartbeat_keeps_job_from_rescue, reset),
 	    cmocka_unit_test_setup(test_rescue_discards_after_max_attempts, reset),
 	};

@@ -54,17 +54,29 @@ int kiln_jobs_fetch(struct kiln_db *db, const char *queue, const char *worker_id
 /* Release the memory of a fetched job. */
 void kiln_job_free(struct kiln_job *job);
 
-/* Mark a running job completed. Returns 0, or -1. */
+/* Returned by complete and fail when the job is no longer this run's to
+ * settle: rescued and claimed again, cancelled, or gone. Retrying cannot
+ * change that, unlike -1 (the database could not be asked). */
+#define KILN_JOBS_GONE 1
+
+/* Mark a running job completed. Returns 0, KILN_JOBS_GONE, or -1. */
 int kiln_jobs_complete(struct kiln_db *db, int64_t id, char *err, size_t errlen);
 
 /* Record a failed attempt: the error is appended to errors[] (time,
  * attempt, error); the job becomes retryable after kiln_jobs_backoff_ms(),
- * or discarded when attempt >= max_attempts. Returns 0, or -1. */
+ * or discarded when attempt >= max_attempts. Returns 0, KILN_JOBS_GONE (another
+ * run owns the job now), or -1. */
 int kiln_jobs_fail(struct kiln_db *db, const struct kiln_job *job, const char *error, char *err,
                    size_t errlen);
 
 /* Touch heartbeat_at of running jobs. Returns 0, or -1. */
 int kiln_jobs_heartbeat(struct kiln_db *db, const int64_t *ids, int n, char *err, size_t errlen);
+
+/* Put back running jobs of worker_id that were claimed but never started
+ * (a shutdown between fetch and run): available again, their attempt not
+ * spent. Returns the number released, or -1. */
+int kiln_jobs_release(struct kiln_db *db, const int64_t *ids, int n, const char *worker_id,
+                      char *err, size_t errlen);
 
 /* Rescue running jobs whose heartbeat is older than stale_ms: as a failed
  * attempt ("rescued: executor stopped heartbeating"), so a job that keeps
