@@ -79,40 +79,33 @@ PGresult *auth_sql(struct kiln_req *req, const char *name, const char *sql, int 
                    const char *const *params)
 {
 	char err[256];
+	int failed;
 	PGresult *res =
-	    kiln_db_exec_prepared(kiln_server_db(), name, sql, n, params, 0, err, sizeof(err));
-	ExecStatusType st;
+	    kiln_db_query(kiln_server_db(), name, sql, n, params, 0, &failed, err, sizeof(err));
 
-	if (res == NULL) {
-		kiln_error("database unavailable", "statement=%s error=%s", name, err);
-		kiln_resp_header(req, "Retry-After", "1");
-		kiln_problem(req, 503, "the database is unavailable; try again shortly", NULL);
-		return NULL;
-	}
-	st = PQresultStatus(res);
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+	if (res)
 		return res;
-	kiln_error("statement failed", "statement=%s sqlstate=%s error=%s", name,
-	           PQresultErrorField(res, PG_DIAG_SQLSTATE), PQresultErrorMessage(res));
-	PQclear(res);
-	kiln_problem(req, 500, NULL, NULL);
+	kiln_error("statement failed", "statement=%s error=%s", name, err);
+	if (failed == KILN_DB_REFUSED)
+		return kiln_problem(req, 500, NULL, NULL), NULL;
+	kiln_resp_header(req, "Retry-After", "1");
+	kiln_problem(req, 503, "the database is unavailable; try again shortly", NULL);
 	return NULL;
 }
 
 static int simple(struct kiln_req *req, const char *sql)
 {
 	char err[256];
-	PGresult *res = kiln_db_exec(kiln_server_db(), sql, 0, NULL, 0, err, sizeof(err));
-	int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+	PGresult *res =
+	    kiln_db_query(kiln_server_db(), NULL, sql, 0, NULL, 0, NULL, err, sizeof(err));
 
-	if (!ok && req) {
-		kiln_error("transaction control failed", "sql=%s error=%s", sql,
-		           res ? PQresultErrorMessage(res) : err);
+	if (res == NULL && req) {
+		kiln_error("transaction control failed", "sql=%s error=%s", sql, err);
 		kiln_resp_header(req, "Retry-After", "1");
 		kiln_problem(req, 503, "the database is unavailable; try again shortly", NULL);
 	}
 	PQclear(res);
-	return ok ? 0 : -1;
+	return res ? 0 : -1;
 }
 
 int auth_begin(struct kiln_req *req)

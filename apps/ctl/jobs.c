@@ -75,17 +75,10 @@ static const char *const jobs_states[] = {"available", "scheduled", "running",  
 static PGresult *jobs_exec(struct kiln_db *db, const char *sql, int n, const char *const *v)
 {
 	char err[512];
-	PGresult *r = kiln_db_exec(db, sql, n, v, 0, err, sizeof(err));
+	PGresult *r = kiln_db_query(db, NULL, sql, n, v, 0, NULL, err, sizeof(err));
 
-	if (r == NULL) {
+	if (r == NULL)
 		ctl_err("%s", err);
-		return NULL;
-	}
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-		ctl_err("postgresql: %s", PQresultErrorMessage(r));
-		PQclear(r);
-		return NULL;
-	}
 	return r;
 }
 

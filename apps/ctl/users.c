@@ -215,18 +215,10 @@ static int users_options(struct users_admin *a, int argc, char **argv)
 static PGresult *users_exec(struct kiln_db *db, const char *sql, int n, const char *const *v)
 {
 	char err[512];
-	PGresult *r = kiln_db_exec(db, sql, n, v, 0, err, sizeof(err));
-	ExecStatusType st = PQresultStatus(r);
+	PGresult *r = kiln_db_query(db, NULL, sql, n, v, 0, NULL, err, sizeof(err));
 
-	if (r == NULL) {
+	if (r == NULL)
 		ctl_err("%s", err);
-		return NULL;
-	}
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		ctl_err("postgresql: %s", PQresultErrorMessage(r));
-		PQclear(r);
-		return NULL;
-	}
 	return r;
 }
 

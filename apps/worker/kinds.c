@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kiln/db.h"
 #include "kiln/json.h"
 #include "kiln/server.h"
 #include "kiln/util.h"
@@ -89,7 +90,7 @@ static int kind_count(struct job_run *run, char *err, size_t errlen)
 	PGresult *r;
 
 	snprintf(id, sizeof(id), "%lld", (long long)run->job->id);
-	r = worker_sql(run->db, "worker_count_run", sql, 1, v, 0, err, errlen);
+	r = kiln_db_query(run->db, "worker_count_run", sql, 1, v, 0, NULL, err, errlen);
 	if (r == NULL)
 		return JOB_FAILED;
 	PQclear(r);

@@ -65,7 +65,8 @@ static PGconn *listener_conn(struct listener *l, int *fresh)
 	}
 	if (l->listened == kiln_db_connects(l->db))
 		return conn;
-	r = worker_sql(l->db, NULL, "LISTEN " KILN_JOBS_CHANNEL, 0, NULL, 0, err, sizeof(err));
+	r = kiln_db_query(l->db, NULL, "LISTEN " KILN_JOBS_CHANNEL, 0, NULL, 0, NULL, err,
+	                  sizeof(err));
 	if (r == NULL) {
 		listener_failed(l, err);
 		return NULL;

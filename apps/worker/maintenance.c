@@ -83,7 +83,7 @@ static void maintenance_lease(struct maintenance *m, int64_t now)
 
 	m->next_lease_ms = now + m->cfg->worker.lease_ttl_ms / 3;
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)m->cfg->worker.lease_ttl_ms);
-	r = worker_sql(m->db, "worker_lease", sql_lease, 3, v, 0, err, sizeof(err));
+	r = kiln_db_query(m->db, "worker_lease", sql_lease, 3, v, 0, NULL, err, sizeof(err));
 	if (r == NULL) {
 		worker_count(C_DB_ERRORS, 1);
 		m->leader = m->leader && now < m->lease_until_ms;
@@ -124,7 +124,7 @@ static void maintenance_rescue(struct maintenance *m, int64_t now)
 static PGresult *prune_step(struct maintenance *m, const char *sql, int n, const char *const *v,
                             char *err, size_t errlen)
 {
-	return worker_sql(m->db, NULL, sql, n, v, PRUNE_TIMEOUT_MS, err, errlen);
+	return kiln_db_query(m->db, NULL, sql, n, v, PRUNE_TIMEOUT_MS, NULL, err, errlen);
 }
 
 /* Claim this hour's run of task key: 1 claimed, 0 already run, -1 error. */
@@ -278,7 +278,8 @@ void maintenance_free(struct maintenance *m)
 	PGresult *r;
 
 	if (m->leader) {
-		r = worker_sql(m->db, "worker_unlease", sql_unlease, 2, v, 0, err, sizeof(err));
+		r = kiln_db_query(m->db, "worker_unlease", sql_unlease, 2, v, 0, NULL, err,
+		                  sizeof(err));
 		if (r == NULL)
 			kiln_warn("cannot give the maintenance lease up", "error=%s", err);
 		PQclear(r);

@@ -110,10 +110,4 @@ void maintenance_free(struct maintenance *m);
 
 /* ---------------------------------------------------------------- sql */
 
-/* Run sql with text parameters on db through the named prepared statement
- * (name NULL: unprepared). Returns the result (PQclear it) when its status is
- * COMMAND_OK or TUPLES_OK, else NULL with err set (connection or SQL error). */
-PGresult *worker_sql(struct kiln_db *db, const char *name, const char *sql, int n,
-                     const char *const *v, int64_t timeout_ms, char *err, size_t errlen);
-
 #endif

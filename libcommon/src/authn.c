@@ -39,12 +39,10 @@ int kiln_authn_session_valid(const struct kiln_jwt_claims *c)
 	snprintf(uid, sizeof(uid), "%lld", (long long)c->sub);
 	snprintf(sid, sizeof(sid), "%lld", (long long)c->sid);
 	snprintf(sv, sizeof(sv), "%lld", (long long)c->sv);
-	res = kiln_db_exec_prepared(kiln_server_db(), "authn_session", sql_session, 3, params, 0,
-	                            err, sizeof(err));
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		kiln_warn("session check unavailable", "error=%s",
-		          res ? PQresultErrorMessage(res) : err);
-		PQclear(res);
+	res = kiln_db_query(kiln_server_db(), "authn_session", sql_session, 3, params, 0, NULL, err,
+	                    sizeof(err));
+	if (res == NULL) {
+		kiln_warn("session check unavailable", "error=%s", err);
 		return -1;
 	}
 	rc = PQntuples(res) == 1;

@@ -512,3 +512,36 @@ int kiln_db_ping(struct kiln_db *db, int64_t timeout_ms, char *err, size_t errle
 	PQclear(res);
 	return rc;
 }
+
+PGresult *kiln_db_query(struct kiln_db *db, const char *name, const char *sql, int nparams,
+                        const char *const *values, int64_t timeout_ms, int *failed, char *err,
+                        size_t errlen)
+{
+	PGresult *r;
+	ExecStatusType st;
+	const char *state;
+	size_t len;
+
+	r = name ? kiln_db_exec_prepared(db, name, sql, nparams, values, timeout_ms, err, errlen)
+	         : kiln_db_exec(db, sql, nparams, values, timeout_ms, err, errlen);
+	if (r == NULL) {
+		if (failed)
+			*failed = KILN_DB_UNAVAILABLE;
+		return NULL;
+	}
+	st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	snprintf(err, errlen, "postgresql: %s", PQresultErrorMessage(r));
+	/* libpq ends its messages with a newline; log lines must not. */
+	len = strlen(err);
+	while (len > 0 && (err[len - 1] == '\n' || err[len - 1] == ' '))
+		err[--len] = '\0';
+	if (state && len + 18 < errlen)
+		snprintf(err + len, errlen - len, " (SQLSTATE %s)", state);
+	PQclear(r);
+	if (failed)
+		*failed = KILN_DB_REFUSED;
+	return NULL;
+}

@@ -34,7 +34,15 @@
 /* The statements, prepared once per connection under their names. Column
  * and predicate text of the ON CONFLICT clause must match the partial
  * unique index jobs_unique_key_idx for PostgreSQL to infer it. */
-enum { JOBS_ENQUEUE, JOBS_FETCH, JOBS_COMPLETE, JOBS_FAIL, JOBS_HEARTBEAT, JOBS_RELEASE, JOBS_RESCUE };
+enum {
+	JOBS_ENQUEUE,
+	JOBS_FETCH,
+	JOBS_COMPLETE,
+	JOBS_FAIL,
+	JOBS_HEARTBEAT,
+	JOBS_RELEASE,
+	JOBS_RESCUE
+};
 
 static const struct jobs_stmt {
 	const char *name;
@@ -388,8 +396,8 @@ int kiln_jobs_fail(struct kiln_db *db, const struct kiln_job *job, const char *e
 
 /* ids as one array literal "{1,2,3}": one parameter whatever n is.
  * Returns 0, or -1 with err set. */
-static int jobs_id_array(struct kiln_buf *arr, const int64_t *ids, int n, const char *op,
-                         char *err, size_t errlen)
+static int jobs_id_array(struct kiln_buf *arr, const int64_t *ids, int n, const char *op, char *err,
+                         size_t errlen)
 {
 	int i, bad = 0;
 

@@ -423,6 +423,44 @@ static void test_db_exec_with_parameters(void **state)
 	kiln_db_free(db);
 }
 
+/* kiln_db_query: success is a result; a statement PostgreSQL refuses and a
+ * server that cannot be reached are both NULL, told apart by *failed, with a
+ * one-line reason carrying the SQLSTATE. */
+static void test_db_query_tells_refused_from_unavailable(void **state)
+{
+	const char *const v[] = {"41"};
+	struct kiln_db *db = new_db(), *nowhere;
+	struct kiln_cfg_database cfg = {0};
+	char err[256] = "";
+	PGresult *res;
+	int failed = 0;
+
+	(void)state;
+	res = kiln_db_query(db, "q_ok", "SELECT $1::int + 1", 1, v, 0, &failed, err, sizeof(err));
+	assert_non_null(res);
+	assert_string_equal(PQgetvalue(res, 0, 0), "42");
+	PQclear(res);
+	res = kiln_db_query(db, NULL, "SELECT 1/0", 0, NULL, 0, &failed, err, sizeof(err));
+	assert_null(res);
+	assert_int_equal(failed, KILN_DB_REFUSED);
+	assert_non_null(strstr(err, "division by zero"));
+	assert_non_null(strstr(err, "(SQLSTATE 22012)"));
+	assert_null(strchr(err, '\n'));
+	/* the connection survives a refused statement */
+	res = kiln_db_query(db, NULL, "SELECT 1", 0, NULL, 0, NULL, err, sizeof(err));
+	assert_non_null(res);
+	PQclear(res);
+	kiln_db_free(db);
+	snprintf(cfg.url, sizeof(cfg.url), "host=%s/nowhere dbname=kiln", E.dir);
+	cfg.connect_timeout_ms = 200;
+	nowhere = kiln_db_new(&cfg);
+	failed = 0;
+	assert_null(
+	    kiln_db_query(nowhere, NULL, "SELECT 1", 0, NULL, 0, &failed, err, sizeof(err)));
+	assert_int_equal(failed, KILN_DB_UNAVAILABLE);
+	kiln_db_free(nowhere);
+}
+
 static void test_db_prepares_once_per_connection(void **state)
 {
 	static const char *const sql = "SELECT $1::int * 2";
@@ -771,6 +809,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_db_exec_with_parameters),
+	    cmocka_unit_test(test_db_query_tells_refused_from_unavailable),
 	    cmocka_unit_test(test_db_prepares_once_per_connection),
 	    cmocka_unit_test(test_db_timeout_cancels_and_connection_survives),
 	    cmocka_unit_test(test_db_backs_off_while_down_and_recovers),

@@ -774,7 +774,8 @@ static void test_complete_finalizes(void **state)
 
 	(void)state;
 	id = enqueue(E.q, "once", "{}", NULL);
-	assert_int_equal(kiln_jobs_complete(E.q, id, err, sizeof(err)), KILN_JOBS_GONE); /* not running */
+	assert_int_equal(kiln_jobs_complete(E.q, id, err, sizeof(err)),
+	                 KILN_JOBS_GONE); /* not running */
 	assert_int_equal(fetch(E.q, "default", &job, 1), 1);
 	assert_int_equal(kiln_jobs_complete(E.q, job.id, err, sizeof(err)), 0);
 	assert_jv("SELECT concat_ws(' ', state, finalized_at IS NOT NULL, heartbeat_at IS NULL, "
