@@ -43,14 +43,14 @@ static void user_json(struct kiln_buf *b, PGresult *res, const char *role, const
 }
 
 /* Validate the register body into email/name/pw. Returns 0, or -1. */
-static int register_input(struct kiln_req *req, struct auth_input *in, char *email, char *name,
+static int register_input(struct kiln_req *req, struct kiln_input *in, char *email, char *name,
                           const char **pw)
 {
 	const struct kiln_config *cfg = kiln_server_config();
 
 	auth_validate_register(in->obj, cfg->auth.common_password_check, email, name, pw,
 	                       &in->errs);
-	return auth_input_check(req, in);
+	return kiln_input_check(req, in);
 }
 
 int auth_register(struct kiln_req *req)
@@ -58,11 +58,11 @@ int auth_register(struct kiln_req *req)
 	static const char *const fields[] = {"email", "password", "display_name", NULL};
 	char email[KILN_EMAIL_MAX + 1], name[101], hash[KILN_PHC_MAX];
 	const char *pw = NULL, *p[3] = {email, name, hash};
-	struct auth_input in;
+	struct kiln_input in;
 	struct kiln_field_errors dup = {0};
 	PGresult *res;
 
-	if (auth_ratelimit(req, "register") < 0 || auth_input_begin(req, &in, fields) < 0)
+	if (auth_ratelimit(req, "register") < 0 || kiln_input_begin(req, &in, fields) < 0)
 		return 0;
 	if (register_input(req, &in, email, name, &pw) < 0)
 		goto out;
@@ -70,7 +70,7 @@ int auth_register(struct kiln_req *req)
 		kiln_problem(req, 500, NULL, NULL);
 		goto out;
 	}
-	res = auth_sql(req, "register", sql_register, 3, p);
+	res = kiln_req_sql(req, kiln_server_db(), "register", sql_register, 3, p);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
@@ -92,7 +92,7 @@ int auth_register(struct kiln_req *req)
 	}
 	PQclear(res);
 out:
-	auth_input_free(&in);
+	kiln_input_free(&in);
 	return 0;
 }
 
@@ -106,7 +106,7 @@ int auth_me(struct kiln_req *req)
 	if (kiln_authn_require(req, &auth.keys, &c) != 0)
 		return 0;
 	snprintf(id, sizeof(id), "%lld", (long long)c.sub);
-	res = auth_sql(req, "me", sql_me, 1, p);
+	res = kiln_req_sql(req, kiln_server_db(), "me", sql_me, 1, p);
 	if (res == NULL)
 		return 0;
 	if (PQntuples(res) != 1) {
@@ -122,7 +122,7 @@ int auth_me(struct kiln_req *req)
 /* Check the current password. Returns 1 when right, 0 when wrong (error
  * recorded), -1 after writing an error response. */
 static int current_ok(struct kiln_req *req, const struct kiln_jwt_claims *c, const char *pw,
-                      struct auth_input *in)
+                      struct kiln_input *in)
 {
 	char id[24];
 	const char *p[1] = {id};
@@ -130,7 +130,7 @@ static int current_ok(struct kiln_req *req, const struct kiln_jwt_claims *c, con
 	int ok;
 
 	snprintf(id, sizeof(id), "%lld", (long long)c->sub);
-	res = auth_sql(req, "pw_hash", sql_hash, 1, p);
+	res = kiln_req_sql(req, kiln_server_db(), "pw_hash", sql_hash, 1, p);
 	if (res == NULL)
 		return -1;
 	ok =
@@ -153,21 +153,21 @@ static int change_password(struct kiln_req *req, struct kiln_jwt_claims *c, cons
 		return kiln_problem(req, 500, NULL, NULL);
 	snprintf(id, sizeof(id), "%lld", (long long)c->sub);
 	snprintf(sid, sizeof(sid), "%lld", (long long)c->sid);
-	if (auth_begin(req) < 0)
+	if (kiln_req_begin(req, kiln_server_db()) < 0)
 		return 0;
-	res = auth_sql(req, "pw_set", sql_set_hash, 2, p1);
+	res = kiln_req_sql(req, kiln_server_db(), "pw_set", sql_set_hash, 2, p1);
 	if (res == NULL) {
-		auth_rollback();
+		kiln_req_rollback(kiln_server_db());
 		return 0;
 	}
 	PQclear(res);
 	if ((c->sv = auth_revoke_all(req, c->sub)) < 0 ||
-	    (res = auth_sql(req, "pw_keep", sql_keep_session, 2, p2)) == NULL) {
-		auth_rollback();
+	    (res = kiln_req_sql(req, kiln_server_db(), "pw_keep", sql_keep_session, 2, p2)) == NULL) {
+		kiln_req_rollback(kiln_server_db());
 		return 0;
 	}
 	PQclear(res);
-	if (auth_commit(req) < 0)
+	if (kiln_req_commit(req, kiln_server_db()) < 0)
 		return 0;
 	auth_count(C_PASSWORD_CHANGES);
 	kiln_info("password changed", "user_id=%lld", (long long)c->sub);
@@ -179,10 +179,10 @@ int auth_password(struct kiln_req *req)
 	static const char *const fields[] = {"current_password", "new_password", NULL};
 	const struct kiln_config *cfg = kiln_server_config();
 	struct kiln_jwt_claims c;
-	struct auth_input in;
+	struct kiln_input in;
 	const char *cur = NULL, *pw = NULL, *why;
 
-	if (kiln_authn_require(req, &auth.keys, &c) != 0 || auth_input_begin(req, &in, fields) < 0)
+	if (kiln_authn_require(req, &auth.keys, &c) != 0 || kiln_input_begin(req, &in, fields) < 0)
 		return 0;
 	kiln_json_string(in.obj, "current_password", 1, 1, KILN_PASSWORD_MAX, &cur, &in.errs);
 	kiln_json_string(in.obj, "new_password", 1, 0, 4096, &pw, &in.errs);
@@ -190,9 +190,9 @@ int auth_password(struct kiln_req *req)
 		kiln_field_error_add(&in.errs, "new_password", why);
 	if (cur && current_ok(req, &c, cur, &in) < 0)
 		goto out;
-	if (auth_input_check(req, &in) == 0)
+	if (kiln_input_check(req, &in) == 0)
 		change_password(req, &c, pw);
 out:
-	auth_input_free(&in);
+	kiln_input_free(&in);
 	return 0;
 }

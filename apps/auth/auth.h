@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
+#include "kiln/handler.h"
 #include "kiln/http.h"
 #include "kiln/jwt.h"
 #include "kiln/json.h"
@@ -35,34 +36,6 @@ enum auth_counter {
 };
 extern const char *const auth_counter_names[];
 void auth_count(enum auth_counter c);
-
-/* A JSON object body with a closed set of members. */
-struct auth_input {
-	json_object *obj;
-	struct kiln_field_errors errs;
-};
-
-/* Read and parse the body: 415 unless application/json, 413, 400 for bad
- * JSON or a non-object, unknown members recorded as field errors. Returns 0,
- * or -1 after writing the error response. */
-int auth_input_begin(struct kiln_req *req, struct auth_input *in, const char *const *allowed);
-
-/* After the getters: 422 when any field error was recorded. Returns 0, or -1
- * after writing the response. Frees nothing. */
-int auth_input_check(struct kiln_req *req, struct auth_input *in);
-void auth_input_free(struct auth_input *in);
-
-/* Run a prepared statement. Returns the result (PQclear it) when it
- * succeeded; otherwise writes 503 (database unreachable) or 500 and
- * returns NULL. */
-PGresult *auth_sql(struct kiln_req *req, const char *name, const char *sql, int n,
-                   const char *const *params);
-
-/* BEGIN / COMMIT / ROLLBACK. begin and commit return 0, or -1 after writing
- * the error response; rollback is best effort. */
-int auth_begin(struct kiln_req *req);
-int auth_commit(struct kiln_req *req);
-void auth_rollback(void);
 
 /* Per-client-address GCRA limit for scope ("login"). Returns 0 when
  * allowed, or -1 after writing 429 with Retry-After. */

@@ -1,7 +1,6 @@
 /* Helpers shared by the kiln-auth handlers. */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -25,105 +24,6 @@ const char *const auth_counter_names[] = {
 void auth_count(enum auth_counter c)
 {
 	kiln_stats_count(kiln_server_slot(), (int)c, 1);
-}
-
-static int is_json(const char *ct)
-{
-	size_t n = strlen("application/json");
-
-	return strncasecmp(ct, "application/json", n) == 0 &&
-	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
-int auth_input_begin(struct kiln_req *req, struct auth_input *in, const char *const *allowed)
-{
-	char err[128];
-	int rc;
-
-	memset(in, 0, sizeof(*in));
-	if (!is_json(req->content_type)) {
-		kiln_problem(req, 415, "the body must be application/json", NULL);
-		return -1;
-	}
-	rc = kiln_req_read_body(req);
-	if (rc != 0) {
-		kiln_problem(req, rc, rc == 413 ? "the request body is too large" : NULL, NULL);
-		return -1;
-	}
-	in->obj = kiln_json_parse(req->body.data, req->body.len, 8, err, sizeof(err));
-	if (in->obj == NULL || !json_object_is_type(in->obj, json_type_object)) {
-		kiln_problem(req, 400, in->obj ? "the body must be a JSON object" : err, NULL);
-		auth_input_free(in);
-		return -1;
-	}
-	kiln_json_only(in->obj, allowed, &in->errs);
-	return 0;
-}
-
-int auth_input_check(struct kiln_req *req, struct auth_input *in)
-{
-	if (in->errs.n == 0)
-		return 0;
-	kiln_problem(req, 422, "the request body has invalid fields", &in->errs);
-	return -1;
-}
-
-void auth_input_free(struct auth_input *in)
-{
-	if (in->obj)
-		json_object_put(in->obj);
-	in->obj = NULL;
-}
-
-PGresult *auth_sql(struct kiln_req *req, const char *name, const char *sql, int n,
-                   const char *const *params)
-{
-	char err[256];
-	int failed;
-	PGresult *res =
-	    kiln_db_query(kiln_server_db(), name, sql, n, params, 0, &failed, err, sizeof(err));
-
-	if (res)
-		return res;
-	kiln_error("statement failed", "statement=%s error=%s", name, err);
-	if (failed == KILN_DB_REFUSED)
-		return kiln_problem(req, 500, NULL, NULL), NULL;
-	kiln_resp_header(req, "Retry-After", "1");
-	kiln_problem(req, 503, "the database is unavailable; try again shortly", NULL);
-	return NULL;
-}
-
-static int simple(struct kiln_req *req, const char *sql)
-{
-	char err[256];
-	PGresult *res =
-	    kiln_db_query(kiln_server_db(), NULL, sql, 0, NULL, 0, NULL, err, sizeof(err));
-
-	if (res == NULL && req) {
-		kiln_error("transaction control failed", "sql=%s error=%s", sql, err);
-		kiln_resp_header(req, "Retry-After", "1");
-		kiln_problem(req, 503, "the database is unavailable; try again shortly", NULL);
-	}
-	PQclear(res);
-	return res ? 0 : -1;
-}
-
-int auth_begin(struct kiln_req *req)
-{
-	return simple(req, "BEGIN");
-}
-
-int auth_commit(struct kiln_req *req)
-{
-	if (simple(req, "COMMIT") == 0)
-		return 0;
-	auth_rollback();
-	return -1;
-}
-
-void auth_rollback(void)
-{
-	simple(NULL, "ROLLBACK");
 }
 
 int auth_ratelimit(struct kiln_req *req, const char *scope)
@@ -238,7 +138,7 @@ int64_t auth_session_create(struct kiln_req *req, int64_t user_id, const char *r
 	clean_agent(kiln_req_header(req, "User-Agent"), ua);
 	snprintf(uid, sizeof(uid), "%lld", (long long)user_id);
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)cfg->auth.refresh_ttl_ms);
-	res = auth_sql(req, "session_new", sql_session_new, 4, p1);
+	res = kiln_req_sql(req, kiln_server_db(), "session_new", sql_session_new, 4, p1);
 	if (res == NULL)
 		return -1;
 	if (kiln_parse_int(PQgetvalue(res, 0, 0), 1, INT64_MAX, &id) < 0) {
@@ -249,7 +149,7 @@ int64_t auth_session_create(struct kiln_req *req, int64_t user_id, const char *r
 	PQclear(res);
 	snprintf(sid, sizeof(sid), "%lld", (long long)id);
 	auth_refresh_hash(refresh, hash);
-	res = auth_sql(req, "token_new", sql_token_new, 3, p2);
+	res = kiln_req_sql(req, kiln_server_db(), "token_new", sql_token_new, 3, p2);
 	if (res == NULL)
 		return -1;
 	PQclear(res);

@@ -42,7 +42,7 @@ struct account {
 static int find_account(struct kiln_req *req, const char *email, struct account *a)
 {
 	const char *p[1] = {email};
-	PGresult *res = auth_sql(req, "login_find", sql_find, 1, p);
+	PGresult *res = kiln_req_sql(req, kiln_server_db(), "login_find", sql_find, 1, p);
 	int found;
 
 	if (res == NULL)
@@ -96,7 +96,7 @@ static void record_failure(struct kiln_req *req, const struct account *a)
 
 	auth_count(C_LOGINS_FAILED);
 	snprintf(id, sizeof(id), "%lld", (long long)a->id);
-	res = auth_sql(req, "login_fail", sql_fail, 1, p);
+	res = kiln_req_sql(req, kiln_server_db(), "login_fail", sql_fail, 1, p);
 	if (res == NULL)
 		return;
 	kiln_parse_int(PQgetvalue(res, 0, 0), 0, INT64_MAX, &failures);
@@ -109,7 +109,7 @@ static void record_failure(struct kiln_req *req, const struct account *a)
 	if (delay <= 0)
 		return;
 	snprintf(ms, sizeof(ms), "%lld", (long long)delay);
-	res = auth_sql(req, "login_lock", sql_lock, 2, p);
+	res = kiln_req_sql(req, kiln_server_db(), "login_lock", sql_lock, 2, p);
 	PQclear(res);
 	auth_count(C_LOCKOUTS);
 	kiln_warn("account locked out", "user_id=%lld failures=%lld delay_ms=%lld",
@@ -130,16 +130,16 @@ static int sign_in(struct kiln_req *req, const struct account *a, const char *pw
 		newhash[0] = '\0';
 	snprintf(id, sizeof(id), "%lld", (long long)a->id);
 	auth_refresh_new(refresh);
-	if (auth_begin(req) < 0)
+	if (kiln_req_begin(req, kiln_server_db()) < 0)
 		return 0;
-	res = auth_sql(req, "login_ok", sql_ok, 2, p);
+	res = kiln_req_sql(req, kiln_server_db(), "login_ok", sql_ok, 2, p);
 	if (res == NULL || (c.sid = auth_session_create(req, a->id, refresh)) < 0) {
 		PQclear(res);
-		auth_rollback();
+		kiln_req_rollback(kiln_server_db());
 		return 0;
 	}
 	PQclear(res);
-	if (auth_commit(req) < 0)
+	if (kiln_req_commit(req, kiln_server_db()) < 0)
 		return 0;
 	kiln_strlcpy(c.role, a->role, sizeof(c.role));
 	auth_count(C_LOGINS_OK);
@@ -156,17 +156,17 @@ static int invalid_credentials(struct kiln_req *req)
 int auth_login(struct kiln_req *req)
 {
 	static const char *const fields[] = {"email", "password", NULL};
-	struct auth_input in;
+	struct kiln_input in;
 	struct account a;
 	const char *email = NULL, *pw = NULL;
 	char norm[KILN_EMAIL_MAX + 1];
 	int found, rc = 0;
 
-	if (auth_ratelimit(req, "login") < 0 || auth_input_begin(req, &in, fields) < 0)
+	if (auth_ratelimit(req, "login") < 0 || kiln_input_begin(req, &in, fields) < 0)
 		return 0;
 	kiln_json_string(in.obj, "email", 1, 1, 1024, &email, &in.errs);
 	kiln_json_string(in.obj, "password", 1, 1, KILN_PASSWORD_MAX, &pw, &in.errs);
-	if (auth_input_check(req, &in) < 0)
+	if (kiln_input_check(req, &in) < 0)
 		goto out;
 	if (kiln_email_normalize(email, strlen(email), norm, sizeof(norm)) != NULL) {
 		/* Not an address we could have registered: same answer, same cost. */
@@ -194,6 +194,6 @@ int auth_login(struct kiln_req *req)
 	else
 		rc = sign_in(req, &a, pw);
 out:
-	auth_input_free(&in);
+	kiln_input_free(&in);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #include "kiln/authn.h"
 #include "kiln/buf.h"
 #include "kiln/log.h"
+#include "kiln/server.h"
 #include "kiln/util.h"
 #include "auth.h"
 
@@ -49,7 +50,7 @@ int auth_sessions(struct kiln_req *req)
 	if (kiln_authn_require(req, &auth.keys, &c) != 0)
 		return 0;
 	snprintf(uid, sizeof(uid), "%lld", (long long)c.sub);
-	res = auth_sql(req, "sessions_list", sql_list, 1, p);
+	res = kiln_req_sql(req, kiln_server_db(), "sessions_list", sql_list, 1, p);
 	if (res == NULL)
 		return 0;
 	kiln_buf_reset(&out);
@@ -79,7 +80,7 @@ int auth_session_delete(struct kiln_req *req)
 	if (kiln_parse_int(sid, 1, INT64_MAX, &id) < 0)
 		return kiln_problem(req, 404, "no such session", NULL);
 	snprintf(uid, sizeof(uid), "%lld", (long long)c.sub);
-	res = auth_sql(req, "session_delete", sql_revoke, 2, p);
+	res = kiln_req_sql(req, kiln_server_db(), "session_delete", sql_revoke, 2, p);
 	if (res == NULL)
 		return 0;
 	n = atoi(PQcmdTuples(res));

@@ -50,7 +50,7 @@ struct presented {
 static int find_token(struct kiln_req *req, const char *hash, struct presented *t)
 {
 	const char *p[1] = {hash};
-	PGresult *res = auth_sql(req, "refresh_find", sql_token_find, 1, p);
+	PGresult *res = kiln_req_sql(req, kiln_server_db(), "refresh_find", sql_token_find, 1, p);
 	int found;
 
 	if (res == NULL)
@@ -81,11 +81,11 @@ static int rotate(struct kiln_req *req, const struct presented *t, const char *s
 
 	auth_refresh_hash(successor, hash);
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)cfg->auth.refresh_ttl_ms);
-	res = auth_sql(req, "refresh_rotate", sql_token_rotate, 4, p1);
+	res = kiln_req_sql(req, kiln_server_db(), "refresh_rotate", sql_token_rotate, 4, p1);
 	if (res == NULL)
 		return -1;
 	PQclear(res);
-	res = auth_sql(req, "session_touch", sql_session_touch, 2, p2);
+	res = kiln_req_sql(req, kiln_server_db(), "session_touch", sql_session_touch, 2, p2);
 	if (res == NULL)
 		return -1;
 	PQclear(res);
@@ -99,7 +99,7 @@ static int revoke_for_reuse(struct kiln_req *req, const struct presented *t)
 	PGresult *res;
 
 	snprintf(uid, sizeof(uid), "%lld", (long long)t->user_id);
-	res = auth_sql(req, "session_revoke", sql_session_revoke, 3, p);
+	res = kiln_req_sql(req, kiln_server_db(), "session_revoke", sql_session_revoke, 3, p);
 	if (res == NULL)
 		return -1;
 	PQclear(res);
@@ -140,24 +140,24 @@ static int refresh_decide(struct kiln_req *req, const char *tok, struct presente
 int auth_refresh(struct kiln_req *req)
 {
 	static const char *const fields[] = {"refresh_token", NULL};
-	struct auth_input in;
+	struct kiln_input in;
 	struct presented t;
 	struct kiln_jwt_claims c = {0};
 	const char *tok = NULL;
 	char succ[REFRESH_TOKEN_LEN + 1];
 	int rc;
 
-	if (auth_ratelimit(req, "refresh") < 0 || auth_input_begin(req, &in, fields) < 0)
+	if (auth_ratelimit(req, "refresh") < 0 || kiln_input_begin(req, &in, fields) < 0)
 		return 0;
 	kiln_json_string(in.obj, "refresh_token", 1, 1, 256, &tok, &in.errs);
-	if (auth_input_check(req, &in) < 0 || auth_begin(req) < 0)
+	if (kiln_input_check(req, &in) < 0 || kiln_req_begin(req, kiln_server_db()) < 0)
 		goto out;
 	rc = refresh_decide(req, tok, &t, succ);
 	if (rc < 0) {
-		auth_rollback();
+		kiln_req_rollback(kiln_server_db());
 		goto out;
 	}
-	if (auth_commit(req) < 0)
+	if (kiln_req_commit(req, kiln_server_db()) < 0)
 		goto out;
 	if (rc == 0) {
 		refresh_rejected(req);
@@ -170,7 +170,7 @@ int auth_refresh(struct kiln_req *req)
 	kiln_strlcpy(c.role, t.role, sizeof(c.role));
 	auth_send_tokens(req, 200, &c, succ);
 out:
-	auth_input_free(&in);
+	kiln_input_free(&in);
 	return 0;
 }
 
@@ -185,7 +185,7 @@ int auth_logout(struct kiln_req *req)
 		return 0;
 	snprintf(sid, sizeof(sid), "%lld", (long long)c.sid);
 	snprintf(uid, sizeof(uid), "%lld", (long long)c.sub);
-	res = auth_sql(req, "session_revoke", sql_session_revoke, 3, p);
+	res = kiln_req_sql(req, kiln_server_db(), "session_revoke", sql_session_revoke, 3, p);
 	if (res == NULL)
 		return 0;
 	PQclear(res);
@@ -201,7 +201,7 @@ int64_t auth_revoke_all(struct kiln_req *req, int64_t user_id)
 	int64_t sv = -1;
 
 	snprintf(uid, sizeof(uid), "%lld", (long long)user_id);
-	res = auth_sql(req, "revoke_all", sql_revoke_all, 1, p);
+	res = kiln_req_sql(req, kiln_server_db(), "revoke_all", sql_revoke_all, 1, p);
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 1)

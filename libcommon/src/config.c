@@ -65,12 +65,14 @@ static const struct cfg_key cfg_keys[] = {
 	K_SIZE( "server",    "max_body",          server.max_body,               0, GB, "1M"),
 	K_INT(  "server",    "backlog",           server.backlog,                1, 65535, "1024"),
 	K_STR(  "server",    "run_dir",           server.run_dir,                "/run/kiln", 0),
+	K_STR(  "server",    "cors_origins",      server.cors_origins,           "", 0),
 	K_ENUM( "log",       "format",            log.format,                    "json", "json|text"),
 	K_ENUM( "log",       "level",             log.level,                     "info", "debug|info|warn|error"),
 	K_STR(  "log",       "file",              log.file,                      "", 0),
 	K_BOOL( "log",       "access",            log.access,                    "off"),
 	K_STR(  "database",  "url",               database.url,                  "postgresql:///kiln", 0),
 	K_STR(  "database",  "password",          database.password,             "", CFG_SECRET),
+	K_STR(  "database",  "replica_url",       database.replica_url,          "", 0),
 	K_DUR(  "database",  "connect_timeout",   database.connect_timeout_ms,   1, 60 * SEC, "2s"),
 	K_DUR(  "database",  "statement_timeout", database.statement_timeout_ms, 0, HOUR, "5s"),
 	K_STR(  "redis",     "address",           redis.address,                 "127.0.0.1:6379", 0),
@@ -117,14 +119,23 @@ static const struct cfg_key cfg_keys[] = {
 	K_DUR(  "worker",    "lease_ttl",         worker.lease_ttl_ms,           SEC, HOUR, "30s"),
 	K_DUR(  "worker",    "prune_completed_after", worker.prune_completed_after_ms, MIN, 8760 * HOUR, "24h"),
 	K_DUR(  "worker",    "prune_discarded_after", worker.prune_discarded_after_ms, MIN, 8760 * HOUR, "168h"),
+	K_DUR(  "worker",    "archive_after",     worker.archive_after_ms,       HOUR, 87600 * HOUR, "2160h"),
+	K_DUR(  "worker",    "prune_interval",    worker.prune_interval_ms,      MIN, 7 * 24 * HOUR, "1h"),
+	K_DUR(  "worker",    "archive_interval",  worker.archive_interval_ms,    MIN, 7 * 24 * HOUR, "1h"),
+	K_DUR(  "worker",    "analyze_interval",  worker.analyze_interval_ms,    MIN, 7 * 24 * HOUR, "1h"),
+	K_DUR(  "worker",    "leaderboard_interval", worker.leaderboard_interval_ms, MIN, 7 * 24 * HOUR, "1h"),
 	K_BOOL( "worker",    "test_kinds",        worker.test_kinds,             "off"),
+	K_DUR(  "api",       "cache_ttl",         api.cache_ttl_ms,              0, 24 * HOUR, "5m"),
+	K_DUR(  "api",       "max_age",           api.max_age_ms,                0, 24 * HOUR, "0"),
+	K_INT(  "api",       "leaderboard_size",  api.leaderboard_size,          10, 100000, "1000"),
 };
 /* clang-format on */
 
 #define CFG_NKEYS KILN_ARRAY_LEN(cfg_keys)
 
 static const char *const cfg_sections[] = {"server",    "log",    "database", "redis",
-                                           "memcached", "health", "auth",     "worker"};
+                                           "memcached", "health", "auth",     "worker",
+                                           "api"};
 
 /* One [name] of the file; a repeated header continues the same section, so a
  * key set twice is caught even when the two lines are far apart. */

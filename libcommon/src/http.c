@@ -523,6 +523,49 @@ int kiln_resp_header(struct kiln_req *req, const char *name, const char *value)
 	return 0;
 }
 
+/* Is origin one of the space-separated entries of list? */
+static int cors_listed(const char *list, const char *origin)
+{
+	size_t n = strlen(origin), len;
+	const char *p = list;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		len = strcspn(p, " ");
+		if (len == n && len > 0 && memcmp(p, origin, n) == 0)
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+int kiln_cors_apply(struct kiln_req *req, const char *origins, const char *allow)
+{
+	const char *origin, *method;
+
+	if (origins == NULL || origins[0] == '\0')
+		return 0;
+	kiln_resp_header(req, "Vary", "Origin");
+	origin = kiln_req_header(req, "Origin");
+	if (origin == NULL || !cors_listed(origins, origin))
+		return 0;
+	if (kiln_resp_header(req, "Access-Control-Allow-Origin", origin) < 0)
+		return 0;
+	method = kiln_req_header(req, "Access-Control-Request-Method");
+	if (strcmp(req->method, "OPTIONS") == 0 && method != NULL) {
+		kiln_resp_header(req, "Access-Control-Allow-Methods", allow && allow[0] ? allow : "GET");
+		kiln_resp_header(req, "Access-Control-Allow-Headers",
+		                 "Authorization, Content-Type, If-Match, If-None-Match, "
+		                 "Idempotency-Key, X-Request-ID");
+		kiln_resp_header(req, "Access-Control-Max-Age", "600");
+	} else {
+		kiln_resp_header(req, "Access-Control-Expose-Headers",
+		                 "ETag, Location, Retry-After, X-Request-ID");
+	}
+	return 1;
+}
+
 int kiln_resp_body(struct kiln_req *req, int status, const char *content_type, const void *body,
                    size_t len)
 {

@@ -395,6 +395,7 @@ double kiln_server_uptime(void)
 
 /* Per-worker dependency handles, created on first use. */
 static struct kiln_db *worker_db;
+static struct kiln_db *worker_replica;
 static struct kiln_redis *worker_redis;
 static struct kiln_mc *worker_mc;
 
@@ -403,6 +404,20 @@ struct kiln_db *kiln_server_db(void)
 	if (worker_db == NULL)
 		worker_db = kiln_db_new(&kiln_srv.cfg.database);
 	return worker_db;
+}
+
+struct kiln_db *kiln_server_db_replica(void)
+{
+	struct kiln_cfg_database c;
+
+	if (kiln_srv.cfg.database.replica_url[0] == '\0')
+		return NULL;
+	if (worker_replica == NULL) {
+		c = kiln_srv.cfg.database;
+		memcpy(c.url, c.replica_url, sizeof(c.url));
+		worker_replica = kiln_db_new(&c);
+	}
+	return worker_replica;
 }
 
 struct kiln_redis *kiln_server_redis(void)
@@ -422,9 +437,11 @@ struct kiln_mc *kiln_server_mc(void)
 void kiln_server_drop_handles(void)
 {
 	kiln_db_free(worker_db);
+	kiln_db_free(worker_replica);
 	kiln_redis_free(worker_redis);
 	kiln_mc_free(worker_mc);
 	worker_db = NULL;
+	worker_replica = NULL;
 	worker_redis = NULL;
 	worker_mc = NULL;
 }

@@ -60,6 +60,7 @@ static int dispatch(struct kiln_req *req)
 			kiln_problem(req, rc, NULL, req->errors);
 		else if (req->resp.status == 0)
 			kiln_problem(req, 500, "the handler produced no response", NULL);
+		kiln_cors_apply(req, kiln_srv.cfg.server.cors_origins, NULL);
 		return m < KILN_STATS_MAX_ROUTES ? m : KILN_STATS_ROUTE_OTHER;
 	}
 	kiln_stats_begin(my_slot, req->method, "unmatched");
@@ -72,6 +73,7 @@ static int dispatch(struct kiln_req *req)
 	} else {
 		kiln_problem(req, 404, "no resource at this path", NULL);
 	}
+	kiln_cors_apply(req, kiln_srv.cfg.server.cors_origins, req->match.allow);
 	return KILN_STATS_ROUTE_UNMATCHED;
 }
 

@@ -18,6 +18,7 @@ struct kiln_cfg_server {
 	int64_t max_body;               /* bytes; larger request bodies get 413 */
 	int64_t backlog;                /* listen(2) backlog for --listen sockets */
 	char run_dir[KILN_CFG_STR_MAX]; /* scoreboards: <run_dir>/<app>.stats */
+	char cors_origins[KILN_CFG_STR_MAX]; /* space-separated origins; "" = no CORS */
 };
 
 /* [log] */
@@ -32,6 +33,7 @@ struct kiln_cfg_log {
 struct kiln_cfg_database {
 	char url[KILN_CFG_STR_MAX];      /* libpq conninfo or URI */
 	char password[KILN_CFG_STR_MAX]; /* secret; also password_file */
+	char replica_url[KILN_CFG_STR_MAX]; /* "" = none; GETs of public data go there */
 	int64_t connect_timeout_ms;
 	int64_t statement_timeout_ms;
 };
@@ -100,7 +102,20 @@ struct kiln_cfg_worker {
 	int64_t lease_ttl_ms;     /* leader lease for periodic jobs */
 	int64_t prune_completed_after_ms;
 	int64_t prune_discarded_after_ms;
+	int64_t archive_after_ms; /* submissions older than this move to the archive */
+	/* How often each periodic task runs (one run per interval slot). */
+	int64_t prune_interval_ms;
+	int64_t archive_interval_ms;
+	int64_t analyze_interval_ms;
+	int64_t leaderboard_interval_ms;
 	int test_kinds; /* enable the test-only job kinds (fail, sleep) */
+};
+
+/* [api]: kiln-api. */
+struct kiln_cfg_api {
+	int64_t cache_ttl_ms;     /* memcached lifetime of cached reads; 0 = no caching */
+	int64_t max_age_ms;       /* Cache-Control max-age of public reads */
+	int64_t leaderboard_size; /* users kept in the Redis leaderboard */
 };
 
 struct kiln_config {
@@ -114,6 +129,7 @@ struct kiln_config {
 	struct kiln_cfg_health health;
 	struct kiln_cfg_auth auth;
 	struct kiln_cfg_worker worker;
+	struct kiln_cfg_api api;
 };
 
 /* Fill cfg with the defaults of every key. */

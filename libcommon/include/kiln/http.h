@@ -111,6 +111,14 @@ int kiln_resp_body(struct kiln_req *req, int status, const char *content_type, c
                    size_t len);
 int kiln_resp_json_text(struct kiln_req *req, int status, const char *json, size_t len);
 
+/* CORS. origins is a space-separated list of allowed origins ("" = CORS
+ * off). Adds "Vary: Origin" whenever origins is set; when the request's
+ * Origin is listed, Access-Control-Allow-Origin (that origin) and either,
+ * for a preflight (OPTIONS with Access-Control-Request-Method),
+ * Allow-Methods (allow, the route's methods), Allow-Headers and Max-Age, or
+ * Expose-Headers. Returns 1 when the origin was allowed, else 0. */
+int kiln_cors_apply(struct kiln_req *req, const char *origins, const char *allow);
+
 /* problem+json (RFC 9457): {type,title,status,detail,request_id[,errors]}.
  * errors (may be NULL) becomes errors[] of {field, reason}. type is
  * "about:blank" unless given. Returns 0, or -1 when out of memory. */

@@ -10,6 +10,10 @@
 
 struct kiln_redis;
 
+/* Maintenance mode: while this key exists, kiln-api refuses writes with 503
+ * (its value, at most 200 bytes, is the message shown); kiln-admin sets it. */
+#define KILN_MAINTENANCE_KEY "kiln:maintenance"
+
 /* A handle for cfg (copied). No I/O. Returns NULL on OOM. */
 struct kiln_redis *kiln_redis_new(const struct kiln_cfg_redis *cfg);
 void kiln_redis_free(struct kiln_redis *r);

@@ -47,6 +47,8 @@ void *kiln_server_shared(void);
 struct kiln_stats_slot *kiln_server_slot(void);
 const struct kiln_stats *kiln_server_stats(void);
 struct kiln_db *kiln_server_db(void);
+/* The [database] replica_url handle, or NULL when no replica is configured. */
+struct kiln_db *kiln_server_db_replica(void);
 struct kiln_redis *kiln_server_redis(void);
 struct kiln_mc *kiln_server_mc(void);
 

@@ -1,0 +1,186 @@
+/* Helpers shared by the kiln-api handlers. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kiln/authn.h"
+#include "kiln/db.h"
+#include "kiln/log.h"
+#include "kiln/mc.h"
+#include "kiln/redis.h"
+#include "kiln/server.h"
+#include "kiln/util.h"
+#include "api.h"
+
+struct api_ctx api;
+
+const char *const api_counter_names[] = {
+    "api_cache_hits",          "api_cache_misses",       "api_cache_errors",
+    "api_submissions",         "api_idempotent_replays", "api_maintenance_rejections",
+    "api_replica_fallbacks",   NULL};
+
+void api_count(enum api_counter c)
+{
+	kiln_stats_count(kiln_server_slot(), (int)c, 1);
+}
+
+int api_worker_init(const struct kiln_config *cfg)
+{
+	char err[256];
+
+	if (kiln_jwt_keys_from_config(&api.keys, &cfg->auth, err, sizeof(err)) < 0) {
+		kiln_error("bad token keys", "error=%s", err);
+		return -1;
+	}
+	if (kiln_cursor_key_init(&api.cursor, cfg->auth.jwt_key, strlen(cfg->auth.jwt_key)) < 0)
+		return -1;
+	kiln_cache_init(&api.cache, kiln_server_mc(), kiln_server_redis(), cfg->api.cache_ttl_ms);
+	return 0;
+}
+
+int api_auth(struct kiln_req *req, struct kiln_jwt_claims *c)
+{
+	return kiln_authn_require(req, &api.keys, c) == 0 ? 0 : -1;
+}
+
+int api_auth_optional(struct kiln_req *req, struct kiln_jwt_claims *c)
+{
+	if (kiln_req_header(req, "Authorization") == NULL)
+		return 0;
+	return api_auth(req, c) == 0 ? 1 : -1;
+}
+
+int api_is_author(const struct kiln_jwt_claims *c)
+{
+	return strcmp(c->role, "author") == 0 || strcmp(c->role, "admin") == 0;
+}
+
+int api_writable(struct kiln_req *req)
+{
+	char err[128], detail[256];
+	redisReply *r;
+
+	r = kiln_redis_command(kiln_server_redis(), err, sizeof(err), "GET %s",
+	                       KILN_MAINTENANCE_KEY);
+	if (r == NULL || r->type != REDIS_REPLY_STRING) {
+		if (r == NULL)
+			kiln_warn("maintenance flag unreadable; writes allowed", "error=%s", err);
+		freeReplyObject(r);
+		return 0;
+	}
+	snprintf(detail, sizeof(detail), "%.*s", r->len > 200 ? 200 : (int)r->len,
+	         r->len ? r->str : "maintenance in progress");
+	freeReplyObject(r);
+	api_count(C_MAINTENANCE_REJECTIONS);
+	kiln_resp_header(req, "Retry-After", "60");
+	kiln_problem_typed(req, 503, "about:blank", "Service Unavailable", detail, NULL);
+	return -1;
+}
+
+PGresult *api_read_sql(struct kiln_req *req, const char *name, const char *sql, int n,
+                       const char *const *params)
+{
+	struct kiln_db *replica = kiln_server_db_replica();
+	char err[256];
+	int failed;
+	PGresult *res;
+
+	if (replica) {
+		res = kiln_db_query(replica, name, sql, n, params, 0, &failed, err, sizeof(err));
+		if (res)
+			return res;
+		kiln_warn("replica read failed; using the primary", "statement=%s error=%s", name,
+		          err);
+		api_count(C_REPLICA_FALLBACKS);
+	}
+	return kiln_req_sql(req, kiln_server_db(), name, sql, n, params);
+}
+
+PGresult *api_sql(struct kiln_req *req, const char *name, const char *sql, int n,
+                  const char *const *params)
+{
+	return kiln_req_sql(req, kiln_server_db(), name, sql, n, params);
+}
+
+int api_id_param(struct kiln_req *req, const char *name, int64_t *id)
+{
+	const char *v = kiln_req_param(req, name);
+
+	if (v && kiln_parse_int(v, 1, INT64_MAX, id) == 0)
+		return 0;
+	kiln_problem(req, 404, "no resource at this path", NULL);
+	return -1;
+}
+
+const struct kiln_query *api_query(struct kiln_req *req)
+{
+	static struct kiln_query q;
+
+	if (kiln_query_parse(&q, req->query) == 0)
+		return &q;
+	kiln_problem(req, 400, "the query string is malformed or too long", NULL);
+	return NULL;
+}
+
+int api_limit(const struct kiln_query *q, int64_t *limit, struct kiln_field_errors *errs)
+{
+	const char *v = kiln_query_get(q, "limit");
+
+	*limit = API_LIMIT_DEFAULT;
+	if (v == NULL || kiln_parse_int(v, 1, API_LIMIT_MAX, limit) == 0)
+		return 0;
+	kiln_field_error_add(errs, "limit", "must be an integer from 1 to 100");
+	return -1;
+}
+
+int api_cursor(const struct kiln_query *q, const char *scope, int64_t *keys, int n, int *have,
+               struct kiln_field_errors *errs)
+{
+	const char *v = kiln_query_get(q, "cursor");
+
+	*have = 0;
+	if (v == NULL)
+		return 0;
+	if (kiln_cursor_decode(&api.cursor, scope, v, keys, n) < 0) {
+		kiln_field_error_add(errs, "cursor", "is invalid or belongs to another query");
+		return -1;
+	}
+	*have = 1;
+	return 0;
+}
+
+void api_next_cursor(struct kiln_buf *b, const char *scope, const int64_t *keys, int n, int last)
+{
+	char text[KILN_CURSOR_TEXT_MAX];
+
+	if (last || kiln_cursor_encode(&api.cursor, scope, keys, n, text, sizeof(text)) < 0) {
+		kiln_buf_adds(b, ",\"next_cursor\":null");
+		return;
+	}
+	kiln_buf_printf(b, ",\"next_cursor\":\"%s\"", text);
+}
+
+int64_t api_int(PGresult *res, int r, int c)
+{
+	int64_t v = 0;
+
+	if (!PQgetisnull(res, r, c))
+		kiln_parse_int(PQgetvalue(res, r, c), INT64_MIN, INT64_MAX, &v);
+	return v;
+}
+
+void api_json_col(struct kiln_buf *b, PGresult *res, int r, int c)
+{
+	if (PQgetisnull(res, r, c)) {
+		kiln_buf_adds(b, "null");
+		return;
+	}
+	kiln_buf_addc(b, '"');
+	kiln_buf_add_json_str(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
+	kiln_buf_addc(b, '"');
+}
+
+int api_send(struct kiln_req *req, int status)
+{
+	kiln_resp_json_text(req, status, api.out.data ? api.out.data : "{}", api.out.len);
+	return 0;
+}
