@@ -1,4 +1,5 @@
-/* kinds: the table of job kinds kiln-worker knows, and their handlers.
+/* kinds: the table of job kinds kiln-worker knows, and the small handlers
+ * (grade_submission lives in grade.c).
  * A kind not in the table fails with "unknown job kind", so it is retried
  * (a newer executor may know it) and in the end discarded, never lost.
  * The test kinds exist for the e2e suite and benchmarks of failure paths;
@@ -31,8 +32,8 @@ static int kind_fail(struct job_run *run, char *err, size_t errlen)
 	return JOB_FAILED;
 }
 
-/* The "ms" member of the job's args. Returns 0, or -1 with err set. */
-static int sleep_ms_arg(const struct kiln_job *job, int64_t *ms, char *err, size_t errlen)
+int job_arg_int(const struct kiln_job *job, const char *name, int64_t min, int64_t max,
+                int64_t *out, char *err, size_t errlen)
 {
 	struct kiln_field_errors errs = {0};
 	char perr[128];
@@ -46,7 +47,7 @@ static int sleep_ms_arg(const struct kiln_job *job, int64_t *ms, char *err, size
 		json_object_put(obj);
 		return -1;
 	}
-	rc = kiln_json_int(obj, "ms", 1, 0, SLEEP_MAX_MS, ms, &errs);
+	rc = kiln_json_int(obj, name, 1, min, max, out, &errs);
 	json_object_put(obj);
 	if (rc != 0) {
 		snprintf(err, errlen, "args: %s %s", errs.e[0].field, errs.e[0].reason);
@@ -62,7 +63,7 @@ static int kind_sleep(struct job_run *run, char *err, size_t errlen)
 	int64_t ms, end, left;
 	int rc;
 
-	if (sleep_ms_arg(run->job, &ms, err, errlen) < 0)
+	if (job_arg_int(run->job, "ms", 0, SLEEP_MAX_MS, &ms, err, errlen) < 0)
 		return JOB_FAILED;
 	end = kiln_now_ms() + ms;
 	while ((left = end - kiln_now_ms()) > 0) {
@@ -98,9 +99,8 @@ static int kind_count(struct job_run *run, char *err, size_t errlen)
 }
 
 static const struct job_kind kinds[] = {
-    {"noop", 0, 0, kind_noop},
-    {"fail", 0, 1, kind_fail},
-    {"sleep", 0, 1, kind_sleep},
+    {"noop", 0, 0, kind_noop},   {"grade_submission", 0, 0, grade_submission},
+    {"fail", 0, 1, kind_fail},   {"sleep", 0, 1, kind_sleep},
     {"count", 0, 1, kind_count},
 };
 

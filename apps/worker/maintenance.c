@@ -1,25 +1,37 @@
 /* maintenance: work that must run on one executor of the whole fleet, not
- * on each: rescuing jobs whose executor died, and periodic jobs. Every
+ * on each: rescuing jobs whose executor died, and periodic tasks. Every
  * executor tries to take or renew a lease in job_leader about three times
  * per lease_ttl; the holder does the work. A lease can be lost (a long job
  * delays the renewal), so two leaders may briefly overlap: rescue is safe
- * to run twice, and each periodic run is guarded by its (cron_key, run_at)
- * row in cron_runs, which only one transaction can insert.
+ * to run twice, and each periodic run is claimed by inserting its
+ * (cron_key, run_at) row into cron_runs, which only one insert can do.
  *
- * Schedules are fixed here: rescue every rescue_after / 2; pruning of
- * finished jobs once an hour (run_at = the hour). */
+ * Rescue runs every rescue_after / 2. The periodic tasks run once per slot
+ * of their [worker] *_interval (run_at = the slot's start, epoch-aligned,
+ * so every host computes the same slots): pruning finished jobs and expired
+ * tokens (prune_interval), archiving old submissions (archive_interval),
+ * ANALYZE of the tables that grow fastest (analyze_interval), and the
+ * leaderboard rebuild from PostgreSQL (leaderboard_interval). A task that
+ * fails gives its slot back, so the next check (within a minute) retries.
+ * Deleting and moving rows goes in batches of TASK_BATCH rows, one
+ * statement (and transaction) each, so no lock is held for long and a
+ * stop between batches loses nothing. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "kiln/db.h"
+#include "kiln/leaderboard.h"
 #include "kiln/log.h"
+#include "kiln/server.h"
 #include "kiln/util.h"
 #include "worker.h"
 
-#define LEASE_NAME       "maintenance"
-#define CRON_CHECK_MS    (60 * 1000) /* how often the leader looks for due cron runs */
-#define PRUNE_TIMEOUT_MS (60 * 1000)
-#define PRUNE_TIMEOUT    "60s"
+#define LEASE_NAME      "maintenance"
+#define CRON_CHECK_MS   (60 * 1000) /* the leader looks for due tasks at least this often */
+#define TASK_TIMEOUT_MS (60 * 1000) /* per statement */
+#define TASK_BATCH      "1000"      /* rows per batch statement */
+#define TASK_BATCH_ROWS 1000
 
 struct maintenance {
 	const struct kiln_config *cfg;
@@ -39,16 +51,26 @@ static const char sql_lease[] =
     " RETURNING holder";
 static const char sql_unlease[] = "DELETE FROM job_leader WHERE name = $1 AND holder = $2";
 
-/* Periodic runs: one row per (cron_key, run_at); only its inserter runs it. */
+/* Periodic runs: one row per (cron_key, slot start); only its inserter
+ * runs it. $2 is the interval in ms. */
 static const char sql_cron_claim[] =
-    "INSERT INTO cron_runs (cron_key, run_at) VALUES ($1, date_trunc('hour', now()))"
+    "INSERT INTO cron_runs (cron_key, run_at)"
+    " VALUES ($1, to_timestamp(floor(extract(epoch FROM now()) * 1000 / $2::bigint)"
+    "                          * $2::bigint / 1000))"
     " ON CONFLICT DO NOTHING RETURNING run_at";
+static const char sql_cron_unclaim[] =
+    "DELETE FROM cron_runs WHERE cron_key = $1 AND run_at = $2::timestamptz";
+/* Finished jobs past their retention ($1 completed, $2 discarded and
+ * cancelled, in ms; the least() bound lets the partial index do the work). */
 static const char sql_prune[] =
-    "WITH d AS (DELETE FROM jobs WHERE"
-    " (state = 'completed' AND finalized_at < now() - $1::bigint * interval '1 millisecond')"
-    " OR (state IN ('discarded', 'cancelled')"
-    "     AND finalized_at < now() - $2::bigint * interval '1 millisecond')"
-    " RETURNING 1) SELECT count(*) FROM d";
+    "WITH d AS (DELETE FROM jobs WHERE id IN ("
+    "  SELECT id FROM jobs"
+    "  WHERE state IN ('completed', 'discarded', 'cancelled')"
+    "    AND finalized_at < now() - least($1::bigint, $2::bigint) * interval '1 millisecond'"
+    "    AND finalized_at < now() - CASE WHEN state = 'completed' THEN $1::bigint"
+    "                               ELSE $2::bigint END * interval '1 millisecond'"
+    "  LIMIT " TASK_BATCH " FOR UPDATE SKIP LOCKED) RETURNING 1)"
+    " SELECT count(*) FROM d";
 static const char sql_prune_cron[] =
     "DELETE FROM cron_runs WHERE run_at < now() - interval '30 days'";
 /* Refresh tokens past their expiry can prove nothing; sessions are kept a
@@ -59,8 +81,21 @@ static const char sql_prune_tokens[] =
     " s AS (DELETE FROM sessions"
     "       WHERE coalesce(revoked_at, expires_at) < now() - interval '7 days' RETURNING 1)"
     " SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s)";
+/* Submissions older than archive_after ($1 ms) move to submissions_archive;
+ * a grade job that finds its submission gone completes. */
+static const char sql_archive[] =
+    "WITH moved AS (DELETE FROM submissions WHERE id IN ("
+    "  SELECT id FROM submissions"
+    "  WHERE submitted_at < now() - $1::bigint * interval '1 millisecond'"
+    "  LIMIT " TASK_BATCH " FOR UPDATE SKIP LOCKED) RETURNING *),"
+    " ins AS (INSERT INTO submissions_archive (id, user_id, exercise_id, answer, status, score,"
+    "         feedback, idempotency_key, request_hash, request_id, submitted_at, graded_at)"
+    "   SELECT id, user_id, exercise_id, answer, status, score, feedback, idempotency_key,"
+    "          request_hash, request_id, submitted_at, graded_at FROM moved RETURNING 1)"
+    " SELECT count(*) FROM ins";
 /* Fresh statistics for the tables whose size changes fastest. */
-static const char sql_analyze[] = "ANALYZE jobs, users, sessions, refresh_tokens";
+static const char sql_analyze[] = "ANALYZE jobs, users, sessions, refresh_tokens, exercises,"
+                                  " submissions, user_progress, notifications";
 
 struct maintenance *maintenance_new(const struct kiln_config *cfg, struct kiln_db *db)
 {
@@ -120,28 +155,52 @@ static void maintenance_rescue(struct maintenance *m, int64_t now)
 	}
 }
 
-/* One statement of the prune transaction. Returns the result, or NULL. */
-static PGresult *prune_step(struct maintenance *m, const char *sql, int n, const char *const *v,
-                            char *err, size_t errlen)
+/* ---------------------------------------------------------------- tasks */
+
+/* One statement of a task. Returns the result, or NULL with err set. */
+static PGresult *task_query(struct maintenance *m, const char *name, const char *sql, int n,
+                            const char *const *v, char *err, size_t errlen)
 {
-	return kiln_db_query(m->db, NULL, sql, n, v, PRUNE_TIMEOUT_MS, NULL, err, errlen);
+	return kiln_db_query(m->db, name, sql, n, v, TASK_TIMEOUT_MS, NULL, err, errlen);
 }
 
-/* Claim this hour's run of task key: 1 claimed, 0 already run, -1 error. */
-static int prune_claim(struct maintenance *m, const char *task, char *err, size_t errlen)
+/* A statement returning one count. Returns 0 with *count set, or -1. */
+static int task_count(struct maintenance *m, const char *name, const char *sql, int n,
+                      const char *const *v, long long *count, char *err, size_t errlen)
 {
-	const char *key[1] = {task};
-	PGresult *r = prune_step(m, sql_cron_claim, 1, key, err, errlen);
-	int claimed;
+	PGresult *r = task_query(m, name, sql, n, v, err, errlen);
 
 	if (r == NULL)
 		return -1;
-	claimed = PQntuples(r) == 1;
+	*count = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
-	return claimed;
+	return 0;
 }
 
-/* Delete finished jobs past their retention. Returns 0, or -1. */
+/* Run a batch statement (it returns the rows it handled, at most
+ * TASK_BATCH_ROWS) until a batch comes back short. Between batches signals
+ * get in, and the lease is renewed when due: a stop, or a lost lease, ends
+ * the run early (the next slot goes on). Returns 0 with *total added to, or
+ * -1. */
+static int task_batches(struct maintenance *m, const char *name, const char *sql, int n,
+                        const char *const *v, long long *total, char *err, size_t errlen)
+{
+	long long moved;
+
+	for (;;) {
+		if (task_count(m, name, sql, n, v, &moved, err, errlen) < 0)
+			return -1;
+		*total += moved;
+		if (moved < TASK_BATCH_ROWS)
+			return 0;
+		kiln_server_wait(-1, 0); /* let a pending SIGTERM in */
+		if (kiln_now_ms() >= m->next_lease_ms)
+			maintenance_lease(m, kiln_now_ms());
+		if (kiln_server_stopping() || !m->leader)
+			return 0;
+	}
+}
+
 static int prune_jobs(struct maintenance *m, long long *deleted, char *err, size_t errlen)
 {
 	char c[24], d[24];
@@ -150,107 +209,148 @@ static int prune_jobs(struct maintenance *m, long long *deleted, char *err, size
 
 	snprintf(c, sizeof(c), "%lld", (long long)m->cfg->worker.prune_completed_after_ms);
 	snprintf(d, sizeof(d), "%lld", (long long)m->cfg->worker.prune_discarded_after_ms);
-	r = prune_step(m, sql_prune, 2, v, err, errlen);
-	if (r == NULL)
+	if (task_batches(m, "worker_prune_jobs", sql_prune, 2, v, deleted, err, errlen) < 0)
 		return -1;
-	*deleted = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	r = prune_step(m, sql_prune_cron, 0, NULL, err, errlen);
+	worker_count(C_JOBS_PRUNED, (uint64_t)*deleted);
+	r = task_query(m, NULL, sql_prune_cron, 0, NULL, err, errlen);
 	PQclear(r);
 	return r ? 0 : -1;
 }
 
 static int prune_tokens(struct maintenance *m, long long *deleted, char *err, size_t errlen)
 {
-	PGresult *r = prune_step(m, sql_prune_tokens, 0, NULL, err, errlen);
-
-	if (r == NULL)
-		return -1;
-	*deleted = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return 0;
+	return task_count(m, NULL, sql_prune_tokens, 0, NULL, deleted, err, errlen);
 }
 
-static int analyze(struct maintenance *m, long long *deleted, char *err, size_t errlen)
+static int archive_submissions(struct maintenance *m, long long *moved, char *err, size_t errlen)
 {
-	PGresult *r = prune_step(m, sql_analyze, 0, NULL, err, errlen);
+	char after[24];
+	const char *v[1] = {after};
 
-	*deleted = 0;
+	snprintf(after, sizeof(after), "%lld", (long long)m->cfg->worker.archive_after_ms);
+	return task_batches(m, "worker_archive", sql_archive, 1, v, moved, err, errlen);
+}
+
+static int analyze(struct maintenance *m, long long *affected, char *err, size_t errlen)
+{
+	PGresult *r = task_query(m, NULL, sql_analyze, 0, NULL, err, errlen);
+
+	*affected = 0;
 	PQclear(r);
 	return r ? 0 : -1;
 }
 
-/* The hourly periodic jobs; each runs on one host per hour (cron_runs). */
+static int rebuild_leaderboard(struct maintenance *m, long long *users, char *err, size_t errlen)
+{
+	int n = kiln_leaderboard_rebuild(m->db, kiln_server_redis(), m->cfg->api.leaderboard_size,
+	                                 err, errlen);
+
+	*users = n;
+	return n < 0 ? -1 : 0;
+}
+
+/* The periodic tasks; each runs once per slot of its interval, fleet-wide. */
 static const struct cron_task {
 	const char *key;
+	size_t interval; /* offsetof the interval in struct kiln_cfg_worker */
 	int (*run)(struct maintenance *m, long long *affected, char *err, size_t errlen);
 } cron_tasks[] = {
-    {"prune_jobs", prune_jobs},
-    {"prune_tokens", prune_tokens},
-    {"analyze", analyze},
+    {"prune_jobs", offsetof(struct kiln_cfg_worker, prune_interval_ms), prune_jobs},
+    {"prune_tokens", offsetof(struct kiln_cfg_worker, prune_interval_ms), prune_tokens},
+    {"archive_submissions", offsetof(struct kiln_cfg_worker, archive_interval_ms),
+     archive_submissions},
+    {"analyze", offsetof(struct kiln_cfg_worker, analyze_interval_ms), analyze},
+    {"rebuild_leaderboard", offsetof(struct kiln_cfg_worker, leaderboard_interval_ms),
+     rebuild_leaderboard},
 };
 
-/* The hourly prune, in one transaction with its cron_runs row, so that a
- * failure leaves the hour unclaimed and the next check tries again.
- * Returns 1 when it ran (*deleted set), 0 when this hour already ran, -1 on
- * error. */
-static int prune_once(struct maintenance *m, const struct cron_task *t, long long *deleted,
+static int64_t task_interval(const struct maintenance *m, const struct cron_task *t)
+{
+	return *(const int64_t *)((const char *)&m->cfg->worker + t->interval);
+}
+
+/* Claim the current slot of t. Returns 1 with its run_at in slot, 0 when it
+ * is already claimed, -1 on error. */
+static int task_claim(struct maintenance *m, const struct cron_task *t, char *slot, size_t slotlen,
                       char *err, size_t errlen)
 {
-	char scratch[256];
+	char ms[24];
+	const char *v[2] = {t->key, ms};
 	PGresult *r;
-	int rc = -1;
+	int claimed;
 
-	if ((r = prune_step(m, "BEGIN", 0, NULL, err, errlen)) == NULL)
+	snprintf(ms, sizeof(ms), "%lld", (long long)task_interval(m, t));
+	r = task_query(m, "worker_cron_claim", sql_cron_claim, 2, v, err, errlen);
+	if (r == NULL)
 		return -1;
+	claimed = PQntuples(r) == 1;
+	if (claimed)
+		kiln_strlcpy(slot, PQgetvalue(r, 0, 0), slotlen);
 	PQclear(r);
-	r = prune_step(m, "SET LOCAL statement_timeout = '" PRUNE_TIMEOUT "'", 0, NULL, err,
-	               errlen);
-	if (r != NULL) {
-		PQclear(r);
-		rc = prune_claim(m, t->key, err, errlen);
-	}
-	if (rc == 1 && t->run(m, deleted, err, errlen) < 0)
-		rc = -1;
-	if (rc == 1) {
-		r = prune_step(m, "COMMIT", 0, NULL, err, errlen);
-		if (r == NULL)
-			rc = -1;
-	} else {
-		/* Nothing to keep; a failure here only means the connection is gone. */
-		r = prune_step(m, "ROLLBACK", 0, NULL, scratch, sizeof(scratch));
-	}
+	return claimed;
+}
+
+/* Run t if its current slot is unclaimed. A failed run gives the slot back
+ * (best effort) so the next check retries it. Returns 1 when it ran
+ * (*affected set), 0 when the slot was taken, -1 on error. */
+static int task_run(struct maintenance *m, const struct cron_task *t, long long *affected,
+                    char *err, size_t errlen)
+{
+	char slot[64], scratch[256];
+	const char *v[2] = {t->key, slot};
+	int rc = task_claim(m, t, slot, sizeof(slot), err, errlen);
+	PGresult *r;
+
+	if (rc != 1)
+		return rc;
+	if (t->run(m, affected, err, errlen) == 0)
+		return 1;
+	r = task_query(m, NULL, sql_cron_unclaim, 2, v, scratch, sizeof(scratch));
 	PQclear(r);
-	return rc;
+	return -1;
+}
+
+/* The monotonic time of the next check: in CRON_CHECK_MS, or just after the
+ * next slot of some task starts if that is sooner. */
+static int64_t cron_next_check(const struct maintenance *m, int64_t now)
+{
+	int64_t wall = kiln_wall_ms(), next = CRON_CHECK_MS, iv, until;
+	size_t i;
+
+	for (i = 0; i < KILN_ARRAY_LEN(cron_tasks); i++) {
+		iv = task_interval(m, &cron_tasks[i]);
+		until = iv - wall % iv + 1000; /* a second late: clocks differ */
+		if (until < next)
+			next = until;
+	}
+	return now + next;
 }
 
 static void maintenance_cron(struct maintenance *m, int64_t now)
 {
 	char err[512];
 	long long affected;
+	int64_t t0;
 	size_t i;
 	int rc;
 
-	m->next_cron_ms = now + CRON_CHECK_MS;
-	for (i = 0; i < sizeof(cron_tasks) / sizeof(cron_tasks[0]); i++) {
+	for (i = 0; i < KILN_ARRAY_LEN(cron_tasks) && m->leader && !kiln_server_stopping(); i++) {
 		const struct cron_task *t = &cron_tasks[i];
 
 		err[0] = '\0';
 		affected = 0;
-		rc = prune_once(m, t, &affected, err, sizeof(err));
+		t0 = kiln_now_ms();
+		rc = task_run(m, t, &affected, err, sizeof(err));
 		if (rc < 0) {
 			worker_count(C_DB_ERRORS, 1);
 			kiln_warn("periodic job failed; retrying at the next check",
 			          "cron_key=%s error=%s", t->key, err);
-			continue;
+		} else if (rc == 1) {
+			kiln_info("periodic job ran", "cron_key=%s holder=%s affected=%lld ms=%lld",
+			          t->key, worker_id(), affected, (long long)(kiln_now_ms() - t0));
 		}
-		if (rc == 0)
-			continue;
-		if (t->run == prune_jobs)
-			worker_count(C_JOBS_PRUNED, (uint64_t)affected);
-		kiln_info("periodic job ran", "cron_key=%s holder=%s affected=%lld", t->key,
-		          worker_id(), affected);
 	}
+	m->next_cron_ms = cron_next_check(m, now);
 }
 
 void maintenance_tick(struct maintenance *m)

@@ -1,6 +1,6 @@
 /* kiln-worker internals: the executor loop (executor.c), its LISTEN
- * connection (listener.c), the job kinds (kinds.c), the leader-only
- * maintenance (maintenance.c) and one way to run SQL (sql.c). */
+ * connection (listener.c), the job kinds (kinds.c, grade.c) and the
+ * leader-only maintenance (maintenance.c). */
 #ifndef KILN_WORKER_APP_H
 #define KILN_WORKER_APP_H
 
@@ -62,6 +62,15 @@ struct job_kind {
  * test kinds are off). */
 const struct job_kind *job_kind_find(const char *kind, int test_kinds);
 
+/* The integer member name of the job's args (a JSON object), required,
+ * within [min, max]. Returns 0, or -1 with err set ("args: ..."). */
+int job_arg_int(const struct kiln_job *job, const char *name, int64_t min, int64_t max,
+                int64_t *out, char *err, size_t errlen);
+
+/* grade_submission {"submission_id": N} (grade.c): grade a queued
+ * submission, update progress, notify; then the leaderboard and cache. */
+int grade_submission(struct job_run *run, char *err, size_t errlen);
+
 /* The longest timeout of any kind enabled by cfg. */
 int64_t job_kinds_max_timeout(const struct kiln_config *cfg);
 
@@ -107,7 +116,5 @@ void maintenance_tick(struct maintenance *m);
 
 /* Give the lease up (so another executor takes over at once) and free m. */
 void maintenance_free(struct maintenance *m);
-
-/* ---------------------------------------------------------------- sql */
 
 #endif

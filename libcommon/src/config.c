@@ -128,14 +128,16 @@ static const struct cfg_key cfg_keys[] = {
 	K_DUR(  "api",       "cache_ttl",         api.cache_ttl_ms,              0, 24 * HOUR, "5m"),
 	K_DUR(  "api",       "max_age",           api.max_age_ms,                0, 24 * HOUR, "0"),
 	K_INT(  "api",       "leaderboard_size",  api.leaderboard_size,          10, 100000, "1000"),
+	K_KEY(  "metrics",   "token",             metrics.token,                 16),
+	K_DUR(  "metrics",   "cache",             metrics.cache_ms,              0, 60 * SEC, "5s"),
+	K_DUR(  "metrics",   "query_timeout",     metrics.query_timeout_ms,      1, 60 * SEC, "1s"),
 };
 /* clang-format on */
 
 #define CFG_NKEYS KILN_ARRAY_LEN(cfg_keys)
 
-static const char *const cfg_sections[] = {"server",    "log",    "database", "redis",
-                                           "memcached", "health", "auth",     "worker",
-                                           "api"};
+static const char *const cfg_sections[] = {"server", "log",  "database", "redis", "memcached",
+                                           "health", "auth", "worker",   "api",   "metrics"};
 
 /* One [name] of the file; a repeated header continues the same section, so a
  * key set twice is caught even when the two lines are far apart. */

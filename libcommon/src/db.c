@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "kiln/db.h"
+#include "kiln/server.h"
+#include "kiln/stats.h"
 #include "kiln/util.h"
 
 #define DB_BACKOFF_MIN_MS  50
@@ -34,7 +36,9 @@ struct kiln_db {
 	int64_t next_attempt_ms; /* monotonic; no connect attempt before this */
 	int64_t backoff_ms;
 	uint64_t connects;
-	char last_err[256]; /* why the last attempt failed, for backoff errors */
+	char last_err[256];          /* why the last attempt failed, for backoff errors */
+	struct kiln_stats_db *stats; /* where statements are counted, or NULL */
+	int timed_out;               /* the last statement passed its deadline */
 };
 
 struct kiln_db *kiln_db_new(const struct kiln_cfg_database *cfg)
@@ -45,7 +49,16 @@ struct kiln_db *kiln_db_new(const struct kiln_cfg_database *cfg)
 		return NULL;
 	db->cfg = *cfg;
 	db->backoff_ms = DB_BACKOFF_MIN_MS;
+	/* Inside a server worker the handle reports to that worker's
+	 * scoreboard slot; elsewhere (kilnctl, tests) nowhere. */
+	if (kiln_server_slot())
+		db->stats = &kiln_server_slot()->db;
 	return db;
+}
+
+void kiln_db_set_stats(struct kiln_db *db, struct kiln_stats_db *stats)
+{
+	db->stats = stats;
 }
 
 static void db_forget_prepared(struct kiln_db *db)
@@ -257,6 +270,7 @@ static PGconn *db_ensure(struct kiln_db *db, int64_t deadline, int force, char *
 {
 	int64_t now = kiln_now_ms();
 	char what[64];
+	int rc;
 
 	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
 		return db->conn;
@@ -270,9 +284,10 @@ static PGconn *db_ensure(struct kiln_db *db, int64_t deadline, int force, char *
 		db_err(err, errlen, what, db->last_err);
 		return NULL;
 	}
-	if (db_connect(db, deadline, err, errlen) < 0)
-		return NULL;
-	return db->conn;
+	rc = db_connect(db, deadline, err, errlen);
+	if (db->stats)
+		kiln_stats_db_connect(db->stats, rc == 0);
+	return rc == 0 ? db->conn : NULL;
 }
 
 PGconn *kiln_db_conn(struct kiln_db *db, char *err, size_t errlen)
@@ -355,6 +370,7 @@ static PGresult *db_finish(struct kiln_db *db, int64_t deadline, int64_t timeout
 	}
 	if (rc == 1) {
 		PQclear(res);
+		db->timed_out = 1;
 		snprintf(what, sizeof(what), "query timed out after %lld ms",
 		         (long long)timeout_ms);
 		db_err(err, errlen, what, NULL);
@@ -445,9 +461,9 @@ static PGresult *db_prepare(struct kiln_db *db, const char *name, const char *sq
 }
 
 /* Run sql (or prepared statement name when non-NULL) by the deadline. */
-static PGresult *db_query(struct kiln_db *db, const char *name, const char *sql, int nparams,
-                          const char *const *values, int64_t deadline, int64_t timeout_ms,
-                          char *err, size_t errlen)
+static PGresult *db_send_and_wait(struct kiln_db *db, const char *name, const char *sql,
+                                  int nparams, const char *const *values, int64_t deadline,
+                                  int64_t timeout_ms, char *err, size_t errlen)
 {
 	PGresult *res;
 	int failed, ok;
@@ -468,14 +484,50 @@ static PGresult *db_query(struct kiln_db *db, const char *name, const char *sql,
 	return db_finish(db, deadline, timeout_ms, err, errlen);
 }
 
+/* How a statement's result reads for the scoreboard. */
+static int db_outcome(const struct kiln_db *db, const PGresult *res)
+{
+	ExecStatusType st;
+
+	if (res == NULL)
+		return db->timed_out ? KILN_STATS_DB_TIMEOUT : KILN_STATS_DB_UNAVAILABLE;
+	st = PQresultStatus(res);
+	return st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE ? KILN_STATS_DB_REFUSED
+	                                                           : KILN_STATS_DB_OK;
+}
+
+/* db_send_and_wait, counted in the scoreboard slot when there is one. */
+static PGresult *db_query(struct kiln_db *db, const char *name, const char *sql, int nparams,
+                          const char *const *values, int64_t deadline, int64_t timeout_ms,
+                          char *err, size_t errlen)
+{
+	int64_t t0 = kiln_now_ns();
+	PGresult *res;
+
+	db->timed_out = 0;
+	res = db_send_and_wait(db, name, sql, nparams, values, deadline, timeout_ms, err, errlen);
+	if (db->stats)
+		kiln_stats_db_query(db->stats, db_outcome(db, res), kiln_now_ns() - t0);
+	return res;
+}
+
+/* A statement that never reached the server: no connection to send it on. */
+static void db_count_unsent(struct kiln_db *db)
+{
+	if (db->stats)
+		kiln_stats_db_query(db->stats, KILN_STATS_DB_UNAVAILABLE, -1);
+}
+
 static PGresult *db_exec(struct kiln_db *db, const char *name, const char *sql, int nparams,
                          const char *const *values, int64_t timeout_ms, char *err, size_t errlen)
 {
 	if (timeout_ms <= 0)
 		timeout_ms = db->cfg.statement_timeout_ms > 0 ? db->cfg.statement_timeout_ms
 		                                              : DB_DEFAULT_STATEMENT_MS;
-	if (db_ensure(db, kiln_now_ms() + db_connect_timeout(db), 0, err, errlen) == NULL)
+	if (db_ensure(db, kiln_now_ms() + db_connect_timeout(db), 0, err, errlen) == NULL) {
+		db_count_unsent(db);
 		return NULL;
+	}
 	return db_query(db, name, sql, nparams, values, kiln_now_ms() + timeout_ms, timeout_ms, err,
 	                errlen);
 }
@@ -500,8 +552,10 @@ int kiln_db_ping(struct kiln_db *db, int64_t timeout_ms, char *err, size_t errle
 	PGresult *res;
 	int rc = 0;
 
-	if (db_ensure(db, cdl < deadline ? cdl : deadline, 1, err, errlen) == NULL)
+	if (db_ensure(db, cdl < deadline ? cdl : deadline, 1, err, errlen) == NULL) {
+		db_count_unsent(db);
 		return -1;
+	}
 	res = db_query(db, NULL, "SELECT 1", 0, NULL, deadline, timeout_ms, err, errlen);
 	if (res == NULL)
 		return -1;

@@ -187,16 +187,37 @@ int kiln_mc_get(struct kiln_mc *mc, const char *key, size_t klen, char **val, si
 	return 0;
 }
 
+/* The expiry memcached expects for a ttl of ttl_s seconds. */
+static time_t mc_expiry(uint32_t ttl_s)
+{
+	if (ttl_s > MC_RELATIVE_TTL_MAX)
+		return time(NULL) + (time_t)ttl_s;
+	return (time_t)ttl_s;
+}
+
 int kiln_mc_set(struct kiln_mc *mc, const char *key, size_t klen, const void *val, size_t vlen,
                 uint32_t ttl_s)
 {
-	time_t exp = (time_t)ttl_s;
+	memcached_return_t rc;
 
 	if (!mc_key_ok(key, klen))
 		return -1;
-	if (ttl_s > MC_RELATIVE_TTL_MAX)
-		exp = time(NULL) + (time_t)ttl_s;
-	return memcached_set(mc->m, key, klen, val, vlen, exp, 0) == MEMCACHED_SUCCESS ? 0 : -1;
+	rc = memcached_set(mc->m, key, klen, val, vlen, mc_expiry(ttl_s), 0);
+	return rc == MEMCACHED_SUCCESS ? 0 : -1;
+}
+
+int kiln_mc_add(struct kiln_mc *mc, const char *key, size_t klen, const void *val, size_t vlen,
+                uint32_t ttl_s)
+{
+	memcached_return_t rc;
+
+	if (!mc_key_ok(key, klen))
+		return -1;
+	rc = memcached_add(mc->m, key, klen, val, vlen, mc_expiry(ttl_s), 0);
+	if (rc == MEMCACHED_SUCCESS)
+		return 0;
+	/* NOT_STORED over the text protocol, DATA_EXISTS over the binary one. */
+	return rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS ? 1 : -1;
 }
 
 int kiln_mc_delete(struct kiln_mc *mc, const char *key, size_t klen)

@@ -5,6 +5,7 @@
  * another CPU never sees half of an update of one field. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,16 @@
 #include "kiln/stats.h"
 #include "kiln/util.h"
 
-/* Bumped whenever the layout of the file changes. */
-#define KILN_STATS_VERSION 1u
+/* Bumped whenever the layout of the file changes. 2: per-slot PostgreSQL
+ * figures, the build in the header. */
+#define KILN_STATS_VERSION 2u
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "unknown"
+#endif
+#ifndef KILN_COMMIT
+#define KILN_COMMIT "unknown"
+#endif
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -25,6 +34,11 @@
 static const uint64_t bucket_bounds_us[KILN_STATS_BUCKETS] = {
     500,    1000,   2500,   5000,    10000,   25000,   50000,
     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+
+/* A prepared statement on a local socket takes ~100 us: start lower. */
+static const uint64_t db_bounds_us[KILN_STATS_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000,
 };
 
 static size_t stats_map_len(void)
@@ -38,6 +52,13 @@ uint64_t kiln_stats_bucket_us(int i)
 	if (i < 0 || i >= KILN_STATS_BUCKETS)
 		return UINT64_MAX;
 	return bucket_bounds_us[i];
+}
+
+uint64_t kiln_stats_db_bucket_us(int i)
+{
+	if (i < 0 || i >= KILN_STATS_BUCKETS)
+		return UINT64_MAX;
+	return db_bounds_us[i];
 }
 
 /* Label the route table and the app counters of a fresh header. */
@@ -61,30 +82,49 @@ static void stats_fill_labels(struct kiln_stats_header *h, const char *const *me
 	h->ncounters = (uint32_t)i;
 }
 
+/* A new, sized, 0644 file beside path (same filesystem, so it can be renamed
+ * over path); its name goes to tmp. Returns the fd, or -1 with errno. */
+static int stats_create_tmp(const char *path, size_t len, char *tmp, size_t tmplen)
+{
+	int fd, saved;
+
+	if ((size_t)snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path) >= tmplen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* ftruncate leaves the file sparse: untouched slots cost no disk. */
+	if (fchmod(fd, 0644) < 0 || ftruncate(fd, (off_t)len) < 0) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 int kiln_stats_create(struct kiln_stats *st, const char *path, const char *app,
                       const char *const *methods, const char *const *patterns, size_t nroutes,
                       const char *const *counter_names)
 {
 	size_t len = stats_map_len();
 	struct kiln_stats_header *h;
+	char tmp[4096];
 	void *map;
 	int fd, saved;
 
 	memset(st, 0, sizeof(*st));
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = stats_create_tmp(path, len, tmp, sizeof(tmp));
 	if (fd < 0)
 		return -1;
-	/* ftruncate leaves the file sparse: untouched slots cost no disk. */
-	if (ftruncate(fd, (off_t)len) < 0) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
 	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	saved = errno;
 	close(fd);
 	if (map == MAP_FAILED) {
+		unlink(tmp);
 		errno = saved;
 		return -1;
 	}
@@ -92,12 +132,21 @@ int kiln_stats_create(struct kiln_stats *st, const char *path, const char *app,
 	h->version = KILN_STATS_VERSION;
 	h->nslots = KILN_STATS_MAX_SLOTS;
 	kiln_strlcpy(h->app, app ? app : "", sizeof(h->app));
+	kiln_strlcpy(h->build_version, KILN_VERSION, sizeof(h->build_version));
+	kiln_strlcpy(h->build_commit, KILN_COMMIT, sizeof(h->build_commit));
 	h->master_pid = (int32_t)getpid();
 	h->start_wall_ms = kiln_wall_ms();
 	stats_fill_labels(h, methods, patterns, nroutes, counter_names);
-	/* The magic goes in last so a reader never accepts a half-made header. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
 	memcpy(h->magic, KILN_STATS_MAGIC, sizeof(h->magic));
+	/* Readers find the file only by its name, complete from the start. A
+	 * reader still mapping the file this replaces keeps the old inode. */
+	if (rename(tmp, path) < 0) {
+		saved = errno;
+		munmap(map, len);
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
 	st->hdr = h;
 	st->slots = (struct kiln_stats_slot *)(h + 1);
 	st->map_len = len;
@@ -182,12 +231,12 @@ static void stats_add(uint64_t *p, uint64_t n)
 	STORE(p, LOAD(p) + n);
 }
 
-static int stats_bucket(uint64_t us)
+static int stats_bucket(const uint64_t *bounds, uint64_t us)
 {
 	int i;
 
 	for (i = 0; i < KILN_STATS_BUCKETS; i++)
-		if (us <= bucket_bounds_us[i])
+		if (us <= bounds[i])
 			return i;
 	return KILN_STATS_BUCKETS;
 }
@@ -208,7 +257,7 @@ void kiln_stats_end(struct kiln_stats_slot *s, int route, int status, int64_t du
 	r = &s->routes[route];
 	stats_add(&r->count[cls - 1], 1);
 	stats_add(&r->duration_us_sum, us);
-	stats_add(&r->buckets[stats_bucket(us)], 1);
+	stats_add(&r->buckets[stats_bucket(bucket_bounds_us, us)], 1);
 	stats_add(&r->bytes_in, bytes_in);
 	stats_add(&r->bytes_out, bytes_out);
 	stats_add(&s->requests, 1);
@@ -222,6 +271,24 @@ void kiln_stats_count(struct kiln_stats_slot *s, int counter, uint64_t n)
 	if (counter < 0 || counter >= KILN_STATS_MAX_COUNTERS)
 		return;
 	stats_add(&s->counters[counter], n);
+}
+
+void kiln_stats_db_query(struct kiln_stats_db *d, int outcome, int64_t duration_ns)
+{
+	uint64_t us = duration_ns > 0 ? (uint64_t)duration_ns / 1000 : 0;
+
+	if (outcome < 0 || outcome >= KILN_STATS_DB_OUTCOMES)
+		outcome = KILN_STATS_DB_UNAVAILABLE;
+	stats_add(&d->outcomes[outcome], 1);
+	if (duration_ns < 0)
+		return;
+	stats_add(&d->duration_us_sum, us);
+	stats_add(&d->buckets[stats_bucket(db_bounds_us, us)], 1);
+}
+
+void kiln_stats_db_connect(struct kiln_stats_db *d, int ok)
+{
+	stats_add(ok ? &d->connects : &d->connect_failures, 1);
 }
 
 static void stats_route_add(const struct kiln_stats *st, int route, struct kiln_stats_route *out)
@@ -256,6 +323,8 @@ void kiln_stats_route_total(const struct kiln_stats *st, int route, struct kiln_
 		for (i = (int)st->hdr->nroutes; i < KILN_STATS_MAX_ROUTES; i++)
 			stats_route_add(st, i, out);
 }
+
+/* ---- Prometheus text format 0.0.4 */
 
 /* Append s (at most n bytes, stopping at a NUL) as an escaped label value. */
 static int prom_add_label_value(struct kiln_buf *out, const char *s, size_t n)
@@ -305,190 +374,6 @@ static void prom_us_to_seconds(uint64_t us, char *dst, size_t len)
 	         frac);
 }
 
-struct prom_row {
-	const char *route;
-	size_t route_len;
-	const char *method;
-	size_t method_len;
-	struct kiln_stats_route t;
-	uint64_t requests;
-};
-
-struct prom_ctx {
-	const struct kiln_stats *st;
-	struct kiln_buf *out;
-	int with_help;
-	struct prom_row rows[KILN_STATS_MAX_ROUTES + 2];
-	int nrows;
-};
-
-static int prom_family(struct prom_ctx *c, const char *name, const char *type, const char *help)
-{
-	if (!c->with_help)
-		return 0;
-	return kiln_buf_printf(c->out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* Start a sample: name{app="..." and the route labels when row != NULL. */
-static int prom_begin(struct prom_ctx *c, const char *name, const char *suffix,
-                      const struct prom_row *row)
-{
-	const struct kiln_stats_header *h = c->st->hdr;
-
-	if (kiln_buf_printf(c->out, "%s%s{app=\"", name, suffix) < 0 ||
-	    prom_add_label_value(c->out, h->app, sizeof(h->app)) < 0 ||
-	    kiln_buf_addc(c->out, '"') < 0)
-		return -1;
-	if (row == NULL)
-		return 0;
-	if (prom_add_label(c->out, "route", row->route, row->route_len) < 0 ||
-	    prom_add_label(c->out, "method", row->method, row->method_len) < 0)
-		return -1;
-	return 0;
-}
-
-static int prom_end(struct prom_ctx *c, uint64_t v)
-{
-	return kiln_buf_printf(c->out, "} %llu\n", (unsigned long long)v);
-}
-
-static int prom_requests(struct prom_ctx *c)
-{
-	static const char *const codes[KILN_STATS_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-	const char *name = "kiln_http_requests_total";
-	int i, k;
-
-	if (prom_family(c, name, "counter", "HTTP requests served, by route and status class.") < 0)
-		return -1;
-	for (i = 0; i < c->nrows; i++) {
-		for (k = 0; k < KILN_STATS_CLASSES; k++) {
-			if (c->rows[i].t.count[k] == 0)
-				continue;
-			if (prom_begin(c, name, "", &c->rows[i]) < 0 ||
-			    prom_add_label(c->out, "code", codes[k], 3) < 0 ||
-			    prom_end(c, c->rows[i].t.count[k]) < 0)
-				return -1;
-		}
-	}
-	return 0;
-}
-
-static int prom_histogram_row(struct prom_ctx *c, const char *name, const struct prom_row *row)
-{
-	uint64_t cum = 0;
-	char le[32];
-	int b;
-
-	for (b = 0; b <= KILN_STATS_BUCKETS; b++) {
-		cum += row->t.buckets[b];
-		if (b < KILN_STATS_BUCKETS)
-			prom_us_to_seconds(bucket_bounds_us[b], le, sizeof(le));
-		else
-			kiln_strlcpy(le, "+Inf", sizeof(le));
-		if (prom_begin(c, name, "_bucket", row) < 0 ||
-		    prom_add_label(c->out, "le", le, sizeof(le)) < 0 || prom_end(c, cum) < 0)
-			return -1;
-	}
-	prom_us_to_seconds(row->t.duration_us_sum, le, sizeof(le));
-	if (prom_begin(c, name, "_sum", row) < 0 || kiln_buf_printf(c->out, "} %s\n", le) < 0)
-		return -1;
-	/* _count is the +Inf bucket, so the two agree even when the scrape
-	 * races a worker that is halfway through recording a request. */
-	if (prom_begin(c, name, "_count", row) < 0 || prom_end(c, cum) < 0)
-		return -1;
-	return 0;
-}
-
-static int prom_durations(struct prom_ctx *c)
-{
-	const char *name = "kiln_http_request_duration_seconds";
-	int i;
-
-	if (prom_family(c, name, "histogram", "Time to serve HTTP requests, by route.") < 0)
-		return -1;
-	for (i = 0; i < c->nrows; i++)
-		if (c->rows[i].requests && prom_histogram_row(c, name, &c->rows[i]) < 0)
-			return -1;
-	return 0;
-}
-
-static int prom_bytes(struct prom_ctx *c, int response)
-{
-	const char *name =
-	    response ? "kiln_http_response_bytes_total" : "kiln_http_request_bytes_total";
-	const char *help = response ? "Response body bytes sent, by route."
-	                            : "Request body bytes received, by route.";
-	int i;
-
-	if (prom_family(c, name, "counter", help) < 0)
-		return -1;
-	for (i = 0; i < c->nrows; i++) {
-		const struct prom_row *row = &c->rows[i];
-
-		if (row->requests == 0)
-			continue;
-		if (prom_begin(c, name, "", row) < 0 ||
-		    prom_end(c, response ? row->t.bytes_out : row->t.bytes_in) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* A slot counts only while its process exists: a worker that died leaves
- * its last state behind until the master reuses the slot. EPERM means the
- * process exists but belongs to another user. */
-static int prom_slot_live(const struct kiln_stats_slot *s)
-{
-	int32_t pid = LOAD(&s->pid);
-
-	return pid > 0 && LOAD(&s->state) != KILN_WORKER_EMPTY &&
-	       (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-}
-
-static int prom_workers(struct prom_ctx *c)
-{
-	uint64_t busy = 0, idle = 0;
-	uint32_t i;
-
-	for (i = 0; i < c->st->hdr->nslots; i++) {
-		const struct kiln_stats_slot *s = &c->st->slots[i];
-		int32_t state = LOAD(&s->state);
-
-		if (!prom_slot_live(s))
-			continue;
-		busy += state == KILN_WORKER_BUSY;
-		idle += state == KILN_WORKER_IDLE;
-	}
-	if (prom_family(c, "kiln_workers", "gauge", "Live worker processes, by state.") < 0 ||
-	    prom_begin(c, "kiln_workers", "", NULL) < 0 ||
-	    prom_add_label(c->out, "state", "busy", 4) < 0 || prom_end(c, busy) < 0 ||
-	    prom_begin(c, "kiln_workers", "", NULL) < 0 ||
-	    prom_add_label(c->out, "state", "idle", 4) < 0 || prom_end(c, idle) < 0)
-		return -1;
-	if (prom_family(c, "kiln_http_requests_in_flight", "gauge",
-	                "HTTP requests being served now.") < 0 ||
-	    prom_begin(c, "kiln_http_requests_in_flight", "", NULL) < 0 || prom_end(c, busy) < 0)
-		return -1;
-	return 0;
-}
-
-static int prom_restarts(struct prom_ctx *c)
-{
-	static const char *const reasons[KILN_RESTART_REASONS] = {"crash", "max_requests",
-	                                                          "timeout", "reload"};
-	const char *name = "kiln_worker_restarts_total";
-	int i;
-
-	if (prom_family(c, name, "counter", "Workers replaced by the master, by reason.") < 0)
-		return -1;
-	for (i = 0; i < KILN_RESTART_REASONS; i++)
-		if (prom_begin(c, name, "", NULL) < 0 ||
-		    prom_add_label(c->out, "reason", reasons[i], strlen(reasons[i])) < 0 ||
-		    prom_end(c, LOAD(&c->st->hdr->restarts[i])) < 0)
-			return -1;
-	return 0;
-}
-
 /* kiln_<name>_total, with characters a metric name cannot hold as '_'. */
 static void prom_counter_name(const char *raw, size_t rawlen, char *dst, size_t len)
 {
@@ -504,65 +389,462 @@ static void prom_counter_name(const char *raw, size_t rawlen, char *dst, size_t 
 	snprintf(dst + n, len - n, "_total");
 }
 
-static int prom_counters(struct prom_ctx *c)
+struct prom_row {
+	const char *route;
+	size_t route_len;
+	const char *method;
+	size_t method_len;
+	struct kiln_stats_route t;
+	uint64_t requests;
+};
+
+/* One scoreboard summed over its slots once; every family reads from it. */
+struct prom_board {
+	const struct kiln_stats_header *h;
+	struct prom_row rows[KILN_STATS_ROUTES];
+	int nrows; /* 0 for a program without routes: no HTTP families */
+	uint64_t busy, idle;
+	struct kiln_stats_db db;
+	char counter[KILN_STATS_MAX_COUNTERS][64]; /* metric names, "" = not rendered */
+	uint64_t counter_sum[KILN_STATS_MAX_COUNTERS];
+};
+
+struct prom_ctx {
+	struct kiln_buf *out;
+	struct prom_board *boards;
+	size_t n;
+};
+
+/* Start a sample: name{app="..." and the route labels when row != NULL. */
+static int prom_begin(struct prom_ctx *c, const struct prom_board *b, const char *name,
+                      const char *suffix, const struct prom_row *row)
 {
-	const struct kiln_stats_header *h = c->st->hdr;
-	char name[80];
-	uint32_t i, s;
+	if (kiln_buf_printf(c->out, "%s%s{app=\"", name, suffix) < 0 ||
+	    prom_add_label_value(c->out, b->h->app, sizeof(b->h->app)) < 0 ||
+	    kiln_buf_addc(c->out, '"') < 0)
+		return -1;
+	if (row == NULL)
+		return 0;
+	if (prom_add_label(c->out, "route", row->route, row->route_len) < 0 ||
+	    prom_add_label(c->out, "method", row->method, row->method_len) < 0)
+		return -1;
+	return 0;
+}
 
-	for (i = 0; i < h->ncounters; i++) {
-		uint64_t sum = 0;
+static int prom_end(struct prom_ctx *c, uint64_t v)
+{
+	return kiln_buf_printf(c->out, "} %llu\n", (unsigned long long)v);
+}
 
-		for (s = 0; s < h->nslots; s++)
-			sum += LOAD(&c->st->slots[s].counters[i]);
-		prom_counter_name(h->counter_name[i], sizeof(h->counter_name[i]), name,
-		                  sizeof(name));
-		if (prom_family(c, name, "counter", "Application counter.") < 0 ||
-		    prom_begin(c, name, "", NULL) < 0 || prom_end(c, sum) < 0)
+/* name{app} v, or name{app,label="value"} v when label is set. */
+static int prom_simple(struct prom_ctx *c, const struct prom_board *b, const char *name,
+                       const char *label, const char *value, uint64_t v)
+{
+	if (prom_begin(c, b, name, "", NULL) < 0)
+		return -1;
+	if (label && prom_add_label(c->out, label, value, strlen(value)) < 0)
+		return -1;
+	return prom_end(c, v);
+}
+
+static int prom_requests(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	static const char *const codes[KILN_STATS_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+	int i, k;
+
+	for (i = 0; i < b->nrows; i++) {
+		for (k = 0; k < KILN_STATS_CLASSES; k++) {
+			if (b->rows[i].t.count[k] == 0)
+				continue;
+			if (prom_begin(c, b, name, "", &b->rows[i]) < 0 ||
+			    prom_add_label(c->out, "code", codes[k], 3) < 0 ||
+			    prom_end(c, b->rows[i].t.count[k]) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* The series of one histogram: cumulative buckets, _sum, _count. */
+static int prom_histogram(struct prom_ctx *c, const struct prom_board *b, const char *name,
+                          const struct prom_row *row, const uint64_t *bounds,
+                          const uint64_t *buckets, uint64_t sum_us)
+{
+	uint64_t cum = 0;
+	char le[32];
+	int i;
+
+	for (i = 0; i <= KILN_STATS_BUCKETS; i++) {
+		cum += buckets[i];
+		if (i < KILN_STATS_BUCKETS)
+			prom_us_to_seconds(bounds[i], le, sizeof(le));
+		else
+			kiln_strlcpy(le, "+Inf", sizeof(le));
+		if (prom_begin(c, b, name, "_bucket", row) < 0 ||
+		    prom_add_label(c->out, "le", le, sizeof(le)) < 0 || prom_end(c, cum) < 0)
+			return -1;
+	}
+	prom_us_to_seconds(sum_us, le, sizeof(le));
+	if (prom_begin(c, b, name, "_sum", row) < 0 || kiln_buf_printf(c->out, "} %s\n", le) < 0)
+		return -1;
+	/* _count is the +Inf bucket, so the two agree even when the scrape
+	 * races a worker that is halfway through recording a request. */
+	if (prom_begin(c, b, name, "_count", row) < 0 || prom_end(c, cum) < 0)
+		return -1;
+	return 0;
+}
+
+static int prom_durations(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	const struct prom_row *r;
+	int i;
+
+	for (i = 0; i < b->nrows; i++) {
+		r = &b->rows[i];
+		if (r->requests && prom_histogram(c, b, name, r, bucket_bounds_us, r->t.buckets,
+		                                  r->t.duration_us_sum) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* Sum every route row over the slots once; each family then reads rows. */
-static void prom_collect(struct prom_ctx *c)
+static int prom_bytes(struct prom_ctx *c, const struct prom_board *b, const char *name,
+                      int response)
 {
-	const struct kiln_stats_header *h = c->st->hdr;
+	int i;
+
+	for (i = 0; i < b->nrows; i++) {
+		const struct prom_row *row = &b->rows[i];
+
+		if (row->requests == 0)
+			continue;
+		if (prom_begin(c, b, name, "", row) < 0 ||
+		    prom_end(c, response ? row->t.bytes_out : row->t.bytes_in) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int prom_bytes_in(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	return prom_bytes(c, b, name, 0);
+}
+
+static int prom_bytes_out(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	return prom_bytes(c, b, name, 1);
+}
+
+static int prom_in_flight(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	return b->nrows ? prom_simple(c, b, name, NULL, NULL, b->busy) : 0;
+}
+
+static int prom_workers(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	if (prom_simple(c, b, name, "state", "busy", b->busy) < 0 ||
+	    prom_simple(c, b, name, "state", "idle", b->idle) < 0)
+		return -1;
+	return 0;
+}
+
+static int prom_restarts(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	static const char *const reasons[KILN_RESTART_REASONS] = {"crash", "max_requests",
+	                                                          "timeout", "reload"};
+	int i;
+
+	for (i = 0; i < KILN_RESTART_REASONS; i++)
+		if (prom_simple(c, b, name, "reason", reasons[i], LOAD(&b->h->restarts[i])) < 0)
+			return -1;
+	return 0;
+}
+
+static int prom_db_queries(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	uint64_t sum = 0;
+	int i;
+
+	for (i = 0; i < KILN_STATS_DB_OUTCOMES; i++)
+		sum += b->db.outcomes[i];
+	return prom_simple(c, b, name, NULL, NULL, sum);
+}
+
+static int prom_db_errors(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	static const char *const reasons[KILN_STATS_DB_OUTCOMES] = {NULL, "unavailable", "timeout",
+	                                                            "refused"};
+	int i;
+
+	for (i = KILN_STATS_DB_OK + 1; i < KILN_STATS_DB_OUTCOMES; i++)
+		if (prom_simple(c, b, name, "reason", reasons[i], b->db.outcomes[i]) < 0)
+			return -1;
+	return 0;
+}
+
+static int prom_db_durations(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i <= KILN_STATS_BUCKETS; i++)
+		n += b->db.buckets[i];
+	if (n == 0)
+		return 0;
+	return prom_histogram(c, b, name, NULL, db_bounds_us, b->db.buckets, b->db.duration_us_sum);
+}
+
+static int prom_db_connects(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	return prom_simple(c, b, name, NULL, NULL, b->db.connects);
+}
+
+static int prom_db_connect_errors(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	return prom_simple(c, b, name, NULL, NULL, b->db.connect_failures);
+}
+
+static int prom_build(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	const struct kiln_stats_header *h = b->h;
+
+	if (prom_begin(c, b, name, "", NULL) < 0 ||
+	    prom_add_label(c->out, "version", h->build_version, sizeof(h->build_version)) < 0 ||
+	    prom_add_label(c->out, "commit", h->build_commit, sizeof(h->build_commit)) < 0)
+		return -1;
+	return prom_end(c, 1);
+}
+
+/* The families every scoreboard feeds, in output order. */
+static const struct prom_family {
+	const char *name;
+	const char *type;
+	const char *help;
+	int (*emit)(struct prom_ctx *c, const struct prom_board *b, const char *name);
+} prom_families[] = {
+    {"kiln_http_requests_total", "counter",
+     "HTTP requests served, by route template, method and status class.", prom_requests},
+    {"kiln_http_request_duration_seconds", "histogram",
+     "Time to serve HTTP requests, by route template and method.", prom_durations},
+    {"kiln_http_request_bytes_total", "counter", "Request body bytes received, by route.",
+     prom_bytes_in},
+    {"kiln_http_response_bytes_total", "counter", "Response bytes sent, by route.", prom_bytes_out},
+    {"kiln_http_requests_in_flight", "gauge", "HTTP requests being served now.", prom_in_flight},
+    {"kiln_workers", "gauge", "Live worker processes, by state.", prom_workers},
+    {"kiln_worker_restarts_total", "counter", "Workers replaced by the master, by reason.",
+     prom_restarts},
+    {"kiln_db_queries_total", "counter", "PostgreSQL statements attempted.", prom_db_queries},
+    {"kiln_db_query_errors_total", "counter", "PostgreSQL statements that failed, by reason.",
+     prom_db_errors},
+    {"kiln_db_query_duration_seconds", "histogram",
+     "Time of PostgreSQL statements sent to the server.", prom_db_durations},
+    {"kiln_db_connects_total", "counter",
+     "PostgreSQL connections opened (the first one and every reconnect).", prom_db_connects},
+    {"kiln_db_connect_errors_total", "counter", "Failed PostgreSQL connection attempts.",
+     prom_db_connect_errors},
+    {"kiln_build_info", "gauge", "The build of the running program; always 1.", prom_build},
+};
+
+/* Is name one of the families above? */
+static int prom_reserved(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < KILN_ARRAY_LEN(prom_families); i++)
+		if (strcmp(prom_families[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* A slot counts only while its process exists: a worker that died leaves
+ * its last state behind until the master reuses the slot. EPERM means the
+ * process exists but belongs to another user. */
+static int prom_slot_live(const struct kiln_stats_slot *s)
+{
+	int32_t pid = LOAD(&s->pid);
+
+	return pid > 0 && LOAD(&s->state) != KILN_WORKER_EMPTY &&
+	       (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+static void prom_collect_rows(struct prom_board *b, const struct kiln_stats *st)
+{
+	const struct kiln_stats_header *h = st->hdr;
 	int i, k, n = (int)h->nroutes;
 
+	if (n == 0)
+		return;
 	for (i = 0; i < n + 2; i++) {
-		struct prom_row *row = &c->rows[i];
+		struct prom_row *row = &b->rows[i];
 		int idx = i < n ? i : i == n ? KILN_STATS_ROUTE_UNMATCHED : KILN_STATS_ROUTE_OTHER;
 
 		row->route = i < n ? h->route_pattern[i] : i == n ? "unmatched" : "other";
 		row->route_len = i < n ? sizeof(h->route_pattern[i]) : strlen(row->route);
 		row->method = i < n ? h->route_method[i] : "";
 		row->method_len = i < n ? sizeof(h->route_method[i]) : 0;
-		kiln_stats_route_total(c->st, idx, &row->t);
+		kiln_stats_route_total(st, idx, &row->t);
 		for (k = 0; k < KILN_STATS_CLASSES; k++)
 			row->requests += row->t.count[k];
 	}
-	c->nrows = n + 2;
+	b->nrows = n + 2;
 }
 
-int kiln_stats_render_prom(const struct kiln_stats *st, struct kiln_buf *out, int with_help)
+static void prom_collect_db(struct kiln_stats_db *sum, const struct kiln_stats_db *d)
 {
-	struct prom_ctx *c;
-	int rc = -1;
+	int i;
 
-	if (st->hdr == NULL)
-		return 0;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	for (i = 0; i < KILN_STATS_DB_OUTCOMES; i++)
+		sum->outcomes[i] += LOAD(&d->outcomes[i]);
+	for (i = 0; i <= KILN_STATS_BUCKETS; i++)
+		sum->buckets[i] += LOAD(&d->buckets[i]);
+	sum->duration_us_sum += LOAD(&d->duration_us_sum);
+	sum->connects += LOAD(&d->connects);
+	sum->connect_failures += LOAD(&d->connect_failures);
+}
+
+/* Sum one scoreboard over its slots. */
+static void prom_collect(struct prom_board *b, const struct kiln_stats *st)
+{
+	const struct kiln_stats_header *h = st->hdr;
+	uint32_t i, k;
+
+	b->h = h;
+	prom_collect_rows(b, st);
+	for (i = 0; i < h->nslots; i++) {
+		const struct kiln_stats_slot *s = &st->slots[i];
+		int32_t state = LOAD(&s->state);
+
+		if (prom_slot_live(s)) {
+			b->busy += state == KILN_WORKER_BUSY;
+			b->idle += state == KILN_WORKER_IDLE;
+		}
+		prom_collect_db(&b->db, &s->db);
+		for (k = 0; k < h->ncounters; k++)
+			b->counter_sum[k] += LOAD(&s->counters[k]);
+	}
+	for (k = 0; k < h->ncounters; k++) {
+		if (h->counter_name[k][0] == '\0')
+			continue;
+		prom_counter_name(h->counter_name[k], sizeof(h->counter_name[k]), b->counter[k],
+		                  sizeof(b->counter[k]));
+		if (prom_reserved(b->counter[k]))
+			b->counter[k][0] = '\0';
+	}
+}
+
+/* Index of the first counter of board b named name, or -1. */
+static int prom_find_counter(const struct prom_board *b, const char *name)
+{
+	uint32_t k;
+
+	for (k = 0; k < b->h->ncounters; k++)
+		if (strcmp(b->counter[k], name) == 0)
+			return (int)k;
+	return -1;
+}
+
+/* App counters: one family per name, holding every board that has it. A
+ * family is written where its name first appears. */
+static int prom_counters(struct prom_ctx *c)
+{
+	const struct prom_board *b;
+	const char *name;
+	size_t i, j;
+	uint32_t k;
+	int first, idx;
+
+	for (i = 0; i < c->n; i++) {
+		b = &c->boards[i];
+		for (k = 0; k < b->h->ncounters; k++) {
+			name = b->counter[k];
+			if (name[0] == '\0' || prom_find_counter(b, name) != (int)k)
+				continue;
+			for (first = 1, j = 0; j < i && first; j++)
+				first = prom_find_counter(&c->boards[j], name) < 0;
+			if (!first)
+				continue;
+			if (kiln_stats_prom_family(c->out, name, "counter",
+			                           "Application counter.") < 0)
+				return -1;
+			for (j = i; j < c->n; j++) {
+				idx = prom_find_counter(&c->boards[j], name);
+				if (idx >= 0 && prom_simple(c, &c->boards[j], name, NULL, NULL,
+				                            c->boards[j].counter_sum[idx]) < 0)
+					return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int prom_render(struct prom_ctx *c)
+{
+	const struct prom_family *f;
+	size_t i, j;
+
+	for (i = 0; i < KILN_ARRAY_LEN(prom_families); i++) {
+		f = &prom_families[i];
+		if (kiln_stats_prom_family(c->out, f->name, f->type, f->help) < 0)
+			return -1;
+		for (j = 0; j < c->n; j++)
+			if (f->emit(c, &c->boards[j], f->name) < 0)
+				return -1;
+	}
+	return prom_counters(c);
+}
+
+/* Has an earlier board the same app? */
+static int prom_duplicate(const struct kiln_stats *const *boards, size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (boards[j]->hdr && strncmp(boards[j]->hdr->app, boards[i]->hdr->app,
+		                              sizeof(boards[i]->hdr->app)) == 0)
+			return 1;
+	return 0;
+}
+
+int kiln_stats_render(const struct kiln_stats *const *boards, size_t n, struct kiln_buf *out)
+{
+	struct prom_ctx c = {.out = out};
+	size_t i;
+	int rc;
+
+	c.boards = calloc(n ? n : 1, sizeof(*c.boards));
+	if (c.boards == NULL)
 		return -1;
-	c->st = st;
-	c->out = out;
-	c->with_help = with_help;
-	prom_collect(c);
-	if (prom_requests(c) == 0 && prom_durations(c) == 0 && prom_bytes(c, 0) == 0 &&
-	    prom_bytes(c, 1) == 0 && prom_workers(c) == 0 && prom_restarts(c) == 0 &&
-	    prom_counters(c) == 0)
-		rc = 0;
-	free(c);
+	for (i = 0; i < n; i++)
+		if (boards[i]->hdr && !prom_duplicate(boards, i))
+			prom_collect(&c.boards[c.n++], boards[i]);
+	rc = prom_render(&c);
+	free(c.boards);
 	return rc;
+}
+
+int kiln_stats_prom_family(struct kiln_buf *out, const char *name, const char *type,
+                           const char *help)
+{
+	return kiln_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+int kiln_stats_prom_sample(struct kiln_buf *out, const char *name, const char *const *labels,
+                           double value)
+{
+	size_t i;
+
+	if (kiln_buf_adds(out, name) < 0)
+		return -1;
+	for (i = 0; labels && labels[i] && labels[i + 1]; i += 2)
+		if (kiln_buf_printf(out, "%c%s=\"", i ? ',' : '{', labels[i]) < 0 ||
+		    prom_add_label_value(out, labels[i + 1], strlen(labels[i + 1])) < 0 ||
+		    kiln_buf_addc(out, '"') < 0)
+			return -1;
+	if (i && kiln_buf_addc(out, '}') < 0)
+		return -1;
+	if (isnan(value))
+		return kiln_buf_adds(out, " NaN\n");
+	if (isinf(value))
+		return kiln_buf_adds(out, value > 0 ? " +Inf\n" : " -Inf\n");
+	return kiln_buf_printf(out, " %.15g\n", value);
 }

@@ -312,3 +312,143 @@ second_master_stop() {
 	stack start app:worker
 	wait_until 30 state_is "$id" completed
 }
+
+# ---------------------------------------------------------------- grading
+# grade_submission (docs/api.md "Submissions"): rows written with psql the
+# way kiln-api writes them (a submission, then its job with
+# {"submission_id": N}), so this suite needs no kiln-api.
+
+# grading_user: a user row (no password: it never signs in); prints its id.
+grading_user() {
+	q "INSERT INTO users (email, display_name, password_hash)
+		VALUES ('grader-$RANDOM$RANDOM@example.com', 'Grader', 'x') RETURNING id"
+}
+
+# grading_exercise USER KIND ANSWER [TOLERANCE] [CHOICES_SQL]: a published
+# exercise worth 7 points; prints its id.
+grading_exercise() {
+	q "INSERT INTO exercises (slug, title, category, difficulty_level, points, body,
+			answer_kind, answer, tolerance, choices, created_by)
+		VALUES ('w-$RANDOM$RANDOM', 'Worker grading', 'worker', 1, 7, '',
+			'$2', '$3', ${4:-NULL}, ${5:-NULL}, $1) RETURNING id"
+}
+
+# grading_submit USER EXERCISE ANSWER: a queued submission and its job, as
+# kiln-api writes them; sets SUB and JOB.
+grading_submit() {
+	SUB=$(q "INSERT INTO submissions (user_id, exercise_id, answer) VALUES ($1, $2, '$3') RETURNING id")
+	JOB=$(ctl jobs enqueue grade_submission "{\"submission_id\": $SUB}")
+}
+
+sub_is() {
+	[ "$(q "SELECT status FROM submissions WHERE id = $1")" = "$2" ]
+}
+
+@test "grade_submission: a correct answer is graded with the points, progress and one notification; a wrong one scores 0" {
+	u=$(grading_user)
+	ex=$(grading_exercise "$u" numeric 2.5 0.1)
+	grading_submit "$u" "$ex" " 2.45 "
+	wait_until 3 sub_is "$SUB" graded
+	wait_until 3 state_is "$JOB" completed
+	assert_equal "$(q "SELECT score, feedback, graded_at IS NOT NULL FROM submissions WHERE id = $SUB")" "7|correct|t"
+	assert_equal "$(q "SELECT best_score, attempts, completed_at IS NOT NULL FROM user_progress WHERE user_id = $u AND exercise_id = $ex")" "7|1|t"
+	assert_equal "$(q "SELECT kind, payload->>'submission_id', payload->>'exercise_id', payload->>'score', payload->>'correct' FROM notifications WHERE user_id = $u")" \
+		"submission_graded|$SUB|$ex|7|true"
+	done_at=$(q "SELECT completed_at FROM user_progress WHERE user_id = $u AND exercise_id = $ex")
+	grading_submit "$u" "$ex" "2.7"
+	wait_until 3 sub_is "$SUB" graded
+	assert_equal "$(q "SELECT score, feedback FROM submissions WHERE id = $SUB")" "0|incorrect"
+	# The best score and the first completion stay; the attempt counts.
+	assert_equal "$(q "SELECT best_score, attempts, completed_at FROM user_progress WHERE user_id = $u AND exercise_id = $ex")" "7|2|$done_at"
+	assert_equal "$(q "SELECT count(*) FROM notifications WHERE user_id = $u")" 2
+}
+
+@test "grade_submission: grading a graded submission again changes nothing" {
+	u=$(grading_user)
+	ex=$(grading_exercise "$u" choice b "NULL" "ARRAY['a','b','c']")
+	grading_submit "$u" "$ex" "b"
+	wait_until 3 sub_is "$SUB" graded
+	wait_until 3 state_is "$JOB" completed
+	before=$(q "SELECT s.status, s.score, s.feedback, s.graded_at, p.best_score, p.attempts, p.completed_at,
+		(SELECT count(*) FROM notifications n WHERE n.user_id = $u)
+		FROM submissions s JOIN user_progress p ON p.user_id = s.user_id AND p.exercise_id = s.exercise_id
+		WHERE s.id = $SUB")
+	again=$(ctl jobs enqueue grade_submission "{\"submission_id\": $SUB}")
+	wait_until 3 state_is "$again" completed
+	assert_equal "$(q "SELECT s.status, s.score, s.feedback, s.graded_at, p.best_score, p.attempts, p.completed_at,
+		(SELECT count(*) FROM notifications n WHERE n.user_id = $u)
+		FROM submissions s JOIN user_progress p ON p.user_id = s.user_id AND p.exercise_id = s.exercise_id
+		WHERE s.id = $SUB")" "$before"
+	assert_equal "$(cut -d'|' -f1-3,5-6,8 <<<"$before")" "graded|7|correct|7|1|1"
+}
+
+@test "grade_submission: a rule that cannot be applied marks the submission failed with the reason" {
+	u=$(grading_user)
+	# Written around kiln-api's validation: a regex that does not compile.
+	ex=$(grading_exercise "$u" regex "(unclosed")
+	grading_submit "$u" "$ex" "unclosed"
+	wait_until 5 sub_is "$SUB" failed
+	run q "SELECT feedback FROM submissions WHERE id = $SUB"
+	echo "feedback: $output"
+	[ -n "$output" ]
+	assert_equal "$(q "SELECT count(*) FROM user_progress WHERE user_id = $u AND completed_at IS NOT NULL")" 0
+}
+
+@test "with LISTEN off, a submission is graded within the poll interval" {
+	u=$(grading_user)
+	ex=$(grading_exercise "$u" exact "Forty Two")
+	set_conf listen off
+	set_conf poll_interval 500ms
+	sleep 0.5 # let the new executors finish their first round
+	for i in 1 2 3; do
+		grading_submit "$u" "$ex" "forty   two"
+		wait_until 3 sub_is "$SUB" graded
+		ms=$(q "SELECT round(extract(epoch FROM s.graded_at - j.created_at) * 1000) FROM submissions s, jobs j WHERE s.id = $SUB AND j.id = $JOB")
+		echo "listen off, poll 500 ms: graded $ms ms after the job was written"
+		[ "$ms" -lt 900 ]
+		assert_equal "$(q "SELECT score, feedback FROM submissions WHERE id = $SUB")" "7|correct"
+	done
+	grep -q '"msg":"executor started".*"listen":0' "$STACK/log/worker.log"
+	set_conf listen on
+	set_conf poll_interval 200ms
+}
+
+locker_waiting() {
+	[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'e2e-locker' AND query LIKE '%pg_sleep%'")" = 1 ]
+}
+
+# A backend of the stack's database waits for a lock (the grader on the row).
+grader_blocked() {
+	[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE datname = 'kiln' AND wait_event_type = 'Lock'")" -ge 1 ]
+}
+
+@test "kill -9 of the executor mid-grading: the job is rescued, the submission graded once, the attempts recorded" {
+	u=$(grading_user)
+	ex=$(grading_exercise "$u" exact "locked answer")
+	SUB=$(q "INSERT INTO submissions (user_id, exercise_id, answer) VALUES ($u, $ex, 'Locked  Answer') RETURNING id")
+	# Hold the submission row so that grading stops inside its transaction.
+	PGAPPNAME=e2e-locker psql -X -q -h "$STACK/sock" -U kiln -d kiln >/dev/null 2>&1 3>&- <<-SQL &
+	BEGIN;
+	SELECT id FROM submissions WHERE id = $SUB FOR UPDATE;
+	SELECT pg_sleep(25);
+	COMMIT;
+	SQL
+	locker=$!
+	wait_until 5 locker_waiting
+	JOB=$(ctl jobs enqueue grade_submission "{\"submission_id\": $SUB}")
+	wait_until 5 state_is "$JOB" running
+	wait_until 5 grader_blocked
+	by=$(q "SELECT attempted_by FROM jobs WHERE id = $JOB")
+	pid=${by##*:}
+	assert_equal "$(ppid_of "$pid")" "$(master_pid worker)"
+	kill -KILL "$pid"
+	q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'e2e-locker'" >/dev/null
+	wait "$locker" || true
+	sub_is "$SUB" queued
+	wait_until 30 state_is "$JOB" completed
+	assert_equal "$(q "SELECT attempt, array_length(errors, 1), errors[1]->>'error' FROM jobs WHERE id = $JOB")" \
+		"2|1|rescued: executor stopped heartbeating"
+	assert_equal "$(q "SELECT status, score, feedback FROM submissions WHERE id = $SUB")" "graded|7|correct"
+	assert_equal "$(q "SELECT best_score, attempts FROM user_progress WHERE user_id = $u AND exercise_id = $ex")" "7|1"
+	assert_equal "$(q "SELECT count(*) FROM notifications WHERE user_id = $u")" 1
+}

@@ -532,6 +532,46 @@ static void test_reason_phrases(void **state)
 
 #define REQ_TEST(f) cmocka_unit_test_setup_teardown(f, setup_req, teardown_req)
 
+/* CORS: only listed origins (exact match, not prefix) get the headers;
+ * a preflight gets methods, headers and max-age; Vary: Origin always. */
+static void test_cors_allows_only_listed_origins(void **state)
+{
+	struct kiln_req *req = *state;
+	const char *origins = "https://app.example  http://localhost:3000";
+	char *get_ok[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=/x",
+	                  "HTTP_ORIGIN=https://app.example", NULL};
+	char *get_bad[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=/x",
+	                   "HTTP_ORIGIN=https://app.example.evil", NULL};
+	char *pre[] = {"REQUEST_METHOD=OPTIONS", "DOCUMENT_URI=/x",
+	               "HTTP_ORIGIN=http://localhost:3000",
+	               "HTTP_ACCESS_CONTROL_REQUEST_METHOD=POST", NULL};
+	char *none[] = {"REQUEST_METHOD=GET", "DOCUMENT_URI=/x", NULL};
+
+	assert_int_equal(kiln_req_init(req, get_ok, NULL, NULL, 0), 0);
+	assert_int_equal(kiln_cors_apply(req, origins, NULL), 1);
+	assert_non_null(strstr(req->resp.headers.data,
+	                       "Access-Control-Allow-Origin: https://app.example\r\n"));
+	assert_non_null(strstr(req->resp.headers.data, "Vary: Origin\r\n"));
+	assert_non_null(strstr(req->resp.headers.data, "Access-Control-Expose-Headers: ETag"));
+	assert_null(strstr(req->resp.headers.data, "Access-Control-Allow-Methods"));
+
+	assert_int_equal(kiln_req_init(req, get_bad, NULL, NULL, 0), 0);
+	assert_int_equal(kiln_cors_apply(req, origins, NULL), 0);
+	assert_null(strstr(req->resp.headers.data, "Access-Control-"));
+	assert_non_null(strstr(req->resp.headers.data, "Vary: Origin\r\n"));
+
+	assert_int_equal(kiln_req_init(req, pre, NULL, NULL, 0), 0);
+	assert_int_equal(kiln_cors_apply(req, origins, "GET, HEAD, POST, OPTIONS"), 1);
+	assert_non_null(strstr(req->resp.headers.data,
+	                       "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n"));
+	assert_non_null(strstr(req->resp.headers.data, "Idempotency-Key"));
+	assert_non_null(strstr(req->resp.headers.data, "Access-Control-Max-Age: 600\r\n"));
+
+	assert_int_equal(kiln_req_init(req, none, NULL, NULL, 0), 0);
+	assert_int_equal(kiln_cors_apply(req, "", NULL), 0);
+	assert_true(req->resp.headers.len == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +599,7 @@ int main(void)
 	    REQ_TEST(test_serialize_head_keeps_length_drops_body),
 	    REQ_TEST(test_serialize_status_zero_is_500_problem),
 	    REQ_TEST(test_serialize_204_has_no_length),
+	    REQ_TEST(test_cors_allows_only_listed_origins),
 	    cmocka_unit_test(test_reason_phrases),
 	};
 

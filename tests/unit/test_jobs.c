@@ -1,195 +1,32 @@
 /* test_jobs: the job queue against a real PostgreSQL that this test starts
- * in a temporary directory, with only sql/002_jobs.sql applied (read from
- * the repository root, where tests run). A server that cannot be started
- * fails the test: the queue's guarantees (SKIP LOCKED, partial unique index,
- * NOTIFY on commit) exist only in the real thing.
- *
- * As root, PostgreSQL runs as the "postgres" user; the child drops
- * privileges itself after fork so that it keeps PR_SET_PDEATHSIG and dies
- * with the test (the approach of test_deps.c). */
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <grp.h>
+ * in a temporary directory (servers.h), with only sql/002_jobs.sql applied
+ * (read from the repository root, where tests run). A server that cannot be
+ * started fails the test: the queue's guarantees (SKIP LOCKED, partial
+ * unique index, NOTIFY on commit) exist only in the real thing. */
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "kiln/db.h"
 #include "kiln/jobs.h"
-#include "kiln/util.h"
+#include "servers.h"
 
-#define PG_BIN           "/usr/lib/postgresql/15/bin/"
-#define SCHEMA_FILE      "sql/002_jobs.sql"
-#define START_TIMEOUT_MS 15000
-#define RESCUE_ERROR     "rescued: executor stopped heartbeating"
+#define SCHEMA_FILE  "sql/002_jobs.sql"
+#define RESCUE_ERROR "rescued: executor stopped heartbeating"
 
 static struct {
-	char dir[64], pgdata[128], pgsock[128], log[128], conninfo[256];
-	pid_t pid;
-	uid_t uid;
-	gid_t gid;
 	struct kiln_db *q; /* for the tests' own checks */
 } E;
 
-/* ---- the server (as in test_deps.c) ---- */
-
-static void msleep(int64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* Fork and exec argv as the postgres user (when root), logging to E.log.
- * The child dies with the test. Returns the child's pid, or -1. */
-static pid_t spawn(char *const argv[])
-{
-	pid_t parent = getpid(), pid = fork();
-	int fd;
-
-	if (pid != 0)
-		return pid;
-	fd = open(E.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	if (fd >= 0 && (dup2(fd, 1) < 0 || dup2(fd, 2) < 0))
-		_exit(124);
-	fd = open("/dev/null", O_RDONLY);
-	if (fd >= 0)
-		dup2(fd, 0);
-	if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setgid(E.gid) < 0 || setuid(E.uid) < 0))
-		_exit(126);
-	/* After setuid: a credential change clears the death signal. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(125);
-	execv(argv[0], argv);
-	_exit(127);
-}
-
-/* Wait for pid for at most ms; SIGKILL it after that. Returns its status. */
-static int reap(pid_t pid, int64_t ms)
-{
-	int64_t deadline = kiln_now_ms() + ms;
-	int status = -1;
-
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (kiln_now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		msleep(10);
-	}
-	return status;
-}
-
-static int start_pg(void)
-{
-	char *initdb[] = {PG_BIN "initdb", "-D", E.pgdata, "-A",   "trust",      "-U",
-	                  "kiln",          "-N", "-E",     "UTF8", "--locale=C", NULL};
-	char *postgres[] = {
-	    PG_BIN "postgres",   "-D", E.pgdata, "-k", E.pgsock, "-c", "fsync=off", "-c",
-	    "listen_addresses=", NULL};
-	int64_t deadline = kiln_now_ms() + START_TIMEOUT_MS;
-	pid_t pid = spawn(initdb);
-	int status = pid > 0 ? reap(pid, 60000) : -1;
-	char *text;
-
-	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-	    (E.pid = spawn(postgres)) > 0)
-		while (kiln_now_ms() < deadline) {
-			if (PQping(E.conninfo) == PQPING_OK)
-				return 0;
-			if (waitpid(E.pid, NULL, WNOHANG) != 0)
-				break;
-			msleep(20);
-		}
-	text = kiln_read_file(E.log, 1 << 16, NULL);
-	fprintf(stderr, "test_jobs: PostgreSQL did not start; %s:\n%s\n", E.log,
-	        text ? text : "(no log)");
-	free(text);
-	return -1;
-}
-
-static int layout(void)
-{
-	const char *const dirs[] = {E.pgdata, E.pgsock};
-	struct passwd *pw = geteuid() == 0 ? getpwnam("postgres") : NULL;
-	size_t i;
-
-	strcpy(E.dir, "/tmp/kiln-jobs-XXXXXX");
-	if (mkdtemp(E.dir) == NULL || chmod(E.dir, 0755) < 0)
-		return -1;
-	snprintf(E.pgdata, sizeof(E.pgdata), "%s/pg", E.dir);
-	snprintf(E.pgsock, sizeof(E.pgsock), "%s/pgsock", E.dir);
-	snprintf(E.log, sizeof(E.log), "%s/postgres.log", E.dir);
-	snprintf(E.conninfo, sizeof(E.conninfo), "host=%s dbname=postgres user=kiln", E.pgsock);
-	if (geteuid() == 0 && pw == NULL) {
-		fprintf(stderr, "test_jobs: no 'postgres' user to run the server as\n");
-		return -1;
-	}
-	E.uid = pw ? pw->pw_uid : geteuid();
-	E.gid = pw ? pw->pw_gid : getegid();
-	for (i = 0; i < KILN_ARRAY_LEN(dirs); i++)
-		if (mkdir(dirs[i], 0700) < 0 || chmod(dirs[i], i ? 0755 : 0700) < 0 ||
-		    (geteuid() == 0 && chown(dirs[i], E.uid, E.gid) < 0))
-			return -1;
-	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 static PGconn *raw_conn(void)
 {
-	return PQconnectdb(E.conninfo);
-}
-
-/* Apply the migration: the statements of one simple query run in one
- * transaction, as kilnctl's BEGIN ... COMMIT around the file would. */
-static int apply_schema(void)
-{
-	char *sql = kiln_read_file(SCHEMA_FILE, 1 << 20, NULL);
-	int rc = -1, read_errno = errno;
-	PGconn *c = raw_conn();
-	PGresult *r = sql ? PQexec(c, sql) : NULL;
-
-	if (sql == NULL)
-		fprintf(stderr, "test_jobs: cannot read %s: %s\n", SCHEMA_FILE,
-		        strerror(read_errno));
-	else if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fprintf(stderr, "test_jobs: %s: %s", SCHEMA_FILE,
-		        r ? PQresultErrorMessage(r) : PQerrorMessage(c));
-	else
-		rc = 0;
-	PQclear(r);
-	PQfinish(c);
-	free(sql);
-	return rc;
+	return PQconnectdb(SRV.pg_conninfo);
 }
 
 static struct kiln_db *new_db(void)
@@ -197,10 +34,7 @@ static struct kiln_db *new_db(void)
 	struct kiln_cfg_database cfg;
 	struct kiln_db *db;
 
-	memset(&cfg, 0, sizeof(cfg));
-	kiln_strlcpy(cfg.url, E.conninfo, sizeof(cfg.url));
-	cfg.connect_timeout_ms = 2000;
-	cfg.statement_timeout_ms = 5000;
+	srv_db_cfg(&cfg);
 	db = kiln_db_new(&cfg);
 	assert_non_null(db);
 	return db;
@@ -211,13 +45,7 @@ static int group_teardown(void **state)
 	(void)state;
 	kiln_db_free(E.q);
 	E.q = NULL;
-	if (E.pid > 0) {
-		kill(E.pid, SIGQUIT); /* immediate shutdown */
-		reap(E.pid, 10000);
-	}
-	E.pid = 0;
-	if (E.dir[0])
-		nftw(E.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	srv_cleanup();
 	return 0;
 }
 
@@ -226,9 +54,7 @@ static int group_setup(void **state)
 	int64_t t0 = kiln_now_ms();
 
 	(void)state;
-	if (layout() < 0 || start_pg() < 0 || apply_schema() < 0) {
-		fprintf(stderr, "test_jobs: could not start PostgreSQL with the schema in %s\n",
-		        E.dir);
+	if (srv_init("test_jobs") < 0 || srv_start(SRV_PG) < 0 || srv_pg_apply(SCHEMA_FILE) < 0) {
 		group_teardown(NULL);
 		return -1;
 	}
@@ -532,7 +358,7 @@ static void test_delay_schedules_until_due(void **state)
 	assert_jv("SELECT state FROM jobs WHERE id = $1", id, "scheduled");
 	assert_true(due_in_ms(id) > 300 && due_in_ms(id) <= 400);
 	assert_int_equal(fetch(E.q, "later", &job, 1), 0);
-	msleep(400 - (kiln_now_ms() - t0) + 50);
+	srv_msleep(400 - (kiln_now_ms() - t0) + 50);
 	assert_int_equal(fetch(E.q, "later", &job, 1), 1);
 	assert_int_equal(job.id, id);
 	assert_int_equal(job.attempt, 1);
@@ -815,13 +641,13 @@ static void test_heartbeat_keeps_job_from_rescue(void **state)
 	assert_int_equal(kiln_jobs_rescue(E.q, 60000, err, sizeof(err)), 0);
 	/* In real time: a beat 300 ms ago is stale for 200 ms, fresh after a
 	 * new beat. */
-	msleep(300);
+	srv_msleep(300);
 	assert_int_equal(kiln_jobs_heartbeat(E.q, NULL, 0, err, sizeof(err)), 0);
 	assert_int_equal(kiln_jobs_heartbeat(E.q, &a, -1, err, sizeof(err)), -1);
 	assert_int_equal(kiln_jobs_heartbeat(E.q, (int64_t[]){b, a, 424242}, 3, err, sizeof(err)),
 	                 0);
 	assert_int_equal(kiln_jobs_rescue(E.q, 200, err, sizeof(err)), 0);
-	msleep(300);
+	srv_msleep(300);
 	assert_int_equal(kiln_jobs_rescue(E.q, 200, err, sizeof(err)), 1);
 	assert_jv("SELECT state FROM jobs WHERE id = $1", a, "retryable");
 	assert_int_equal(kiln_jobs_rescue(E.q, -1, err, sizeof(err)), -1);

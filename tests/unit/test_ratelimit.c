@@ -1,62 +1,31 @@
 /* test_ratelimit: GCRA limits in-process (r = NULL) and against a real
- * redis-server that this test starts on a unix socket in a temporary
- * directory, stops (SIGSTOP, SIGKILL) and restarts. A Redis that cannot be
- * started fails the test: the script is only proven against the real thing.
- * The server keeps PR_SET_PDEATHSIG, so it dies with the test even when the
- * test itself is killed. */
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
+ * redis-server that this test starts in a temporary directory (servers.h),
+ * stops (SIGSTOP, SIGKILL) and restarts. A Redis that cannot be started
+ * fails the test: the script is only proven against the real thing. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "kiln/ratelimit.h"
 #include "kiln/redis.h"
-#include "kiln/util.h"
+#include "servers.h"
 
-#define START_TIMEOUT_MS 10000
-#define CONNECT_MS       500
-#define COMMAND_MS       300
+#define CONNECT_MS 500
+#define COMMAND_MS 300
 
 /* T = 100 ms, 3 at once. */
 static const struct kiln_ratelimit rl_fast = {.rate = 10, .period_ms = 1000, .burst = 3};
 /* T = 10 s: nothing refills while a test runs. */
 static const struct kiln_ratelimit rl_slow = {.rate = 1, .period_ms = 10000, .burst = 2};
 
-static struct {
-	char dir[64];
-	char sock[128];
-	pid_t pid;
-} E;
-
-static void msleep(int64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static struct kiln_redis *new_redis(void)
 {
 	struct kiln_cfg_redis cfg;
 	struct kiln_redis *r;
 
-	memset(&cfg, 0, sizeof(cfg));
-	kiln_strlcpy(cfg.address, E.sock, sizeof(cfg.address));
+	srv_redis_cfg(&cfg);
 	cfg.connect_timeout_ms = CONNECT_MS;
 	cfg.command_timeout_ms = COMMAND_MS;
 	r = kiln_redis_new(&cfg);
@@ -64,120 +33,17 @@ static struct kiln_redis *new_redis(void)
 	return r;
 }
 
-/* ---- the redis-server child ---- */
-
-/* In the child: log to <dir>/redis.log, die with the parent, exec. */
-static void child_exec(char *const argv[], pid_t parent)
-{
-	char log[160];
-	int fd;
-
-	snprintf(log, sizeof(log), "%s/redis.log", E.dir);
-	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	if (fd >= 0) {
-		dup2(fd, 1);
-		dup2(fd, 2);
-	}
-	fd = open("/dev/null", O_RDONLY);
-	if (fd >= 0)
-		dup2(fd, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(125);
-	execvp(argv[0], argv);
-	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
-}
-
-static void dump_log(void)
-{
-	char path[160], *text;
-
-	snprintf(path, sizeof(path), "%s/redis.log", E.dir);
-	text = kiln_read_file(path, 1 << 16, NULL);
-	fprintf(stderr, "--- %s:\n%s\n---\n", path, text ? text : "(no log)");
-	free(text);
-}
-
-/* Until PING answers; gives up early when the child has exited. */
-static int wait_redis(void)
-{
-	int64_t deadline = kiln_now_ms() + START_TIMEOUT_MS;
-	struct kiln_redis *r = new_redis();
-	char err[256] = "";
-	int rc = -1;
-
-	while (rc < 0 && kiln_now_ms() < deadline) {
-		rc = kiln_redis_ping(r, 200, err, sizeof(err));
-		if (rc < 0 && waitpid(E.pid, NULL, WNOHANG) != 0) {
-			E.pid = 0;
-			break;
-		}
-		if (rc < 0)
-			msleep(10);
-	}
-	if (rc < 0)
-		fprintf(stderr, "test_ratelimit: redis did not answer: %s\n", err);
-	kiln_redis_free(r);
-	return rc;
-}
-
-static int start_redis(void)
-{
-	char *argv[] = {
-	    "redis-server", "--port", "0",           "--unixsocket", E.sock,  "--save", "",
-	    "--appendonly", "no",     "--daemonize", "no",           "--dir", E.dir,    NULL};
-	pid_t parent = getpid();
-
-	E.pid = fork();
-	if (E.pid == 0)
-		child_exec(argv, parent);
-	if (E.pid < 0 || wait_redis() < 0) {
-		dump_log();
-		return -1;
-	}
-	return 0;
-}
-
-static void stop_redis(void)
-{
-	if (E.pid > 0) {
-		kill(E.pid, SIGKILL);
-		waitpid(E.pid, NULL, 0);
-	}
-	E.pid = 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 static int group_teardown(void **state)
 {
 	(void)state;
-	stop_redis();
-	if (E.dir[0])
-		nftw(E.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	srv_cleanup();
 	return 0;
 }
 
 static int group_setup(void **state)
 {
 	(void)state;
-	strcpy(E.dir, "/tmp/kiln-rl-XXXXXX");
-	if (mkdtemp(E.dir) == NULL) {
-		fprintf(stderr, "test_ratelimit: mkdtemp: %s\n", strerror(errno));
-		E.dir[0] = '\0';
-		return -1;
-	}
-	snprintf(E.sock, sizeof(E.sock), "%s/r.sock", E.dir);
-	if (start_redis() < 0) {
-		fprintf(stderr, "test_ratelimit: could not start redis-server in %s\n", E.dir);
+	if (srv_init("test_ratelimit") < 0 || srv_start(SRV_REDIS) < 0) {
 		group_teardown(NULL);
 		return -1;
 	}
@@ -232,7 +98,7 @@ static void check_burst_and_retry(struct kiln_redis *r, const char *key, int fal
 	struct kiln_ratelimit_result res;
 
 	assert_in_range(retry, 50, 100);
-	msleep(retry);
+	srv_msleep(retry);
 	assert_take(r, &rl_fast, key, 1, fallback);
 	res = take(r, &rl_fast, key);
 	assert_int_equal(res.allowed, 0);
@@ -445,23 +311,23 @@ static void test_redis_down_falls_back_then_recovers(void **state)
 	(void)state;
 	assert_take(r, &rl_slow, "redis:down", 1, 0);
 	/* Hung: the command times out. */
-	kill(E.pid, SIGSTOP);
+	kill(SRV.pid[SRV_REDIS], SIGSTOP);
 	took = timed_take(r, "redis:down", 1, 1);
 	assert_in_range(took, COMMAND_MS - 50, 2 * COMMAND_MS - 1);
 	/* Gone: refused at once, or not even tried during the backoff. The
 	 * in-process table still holds the limit: its burst is 2. */
-	stop_redis();
+	srv_stop(SRV_REDIS, SIGKILL);
 	assert_in_range(timed_take(r, "redis:down", 1, 1), 0, 2 * COMMAND_MS - 1);
-	msleep(120);
+	srv_msleep(120);
 	assert_in_range(timed_take(r, "redis:down", 0, 1), 0, 2 * COMMAND_MS - 1);
 	assert_in_range(timed_take(r, "redis:other", 1, 1), 0, 2 * COMMAND_MS - 1);
-	assert_int_equal(start_redis(), 0);
+	assert_int_equal(srv_start(SRV_REDIS), 0);
 	t0 = kiln_now_ms();
 	while (kiln_now_ms() - t0 < 5000) {
 		res = take(r, &rl_slow, "redis:back");
 		if (!res.fallback)
 			break;
-		msleep(10);
+		srv_msleep(10);
 	}
 	assert_int_equal(res.fallback, 0);
 	assert_true(kiln_now_ms() - t0 <= 2500);

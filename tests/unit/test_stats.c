@@ -1,7 +1,8 @@
-/* test_stats: the scoreboard file, its writers and readers, and the
- * Prometheus text it renders. */
+/* test_stats: the scoreboard file, its writers and readers, the PostgreSQL
+ * figures db.c records in it, and the Prometheus text it renders. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,8 @@
 #include <cmocka.h>
 
 #include "kiln/buf.h"
+#include "kiln/config.h"
+#include "kiln/db.h"
 #include "kiln/stats.h"
 #include "kiln/util.h"
 
@@ -79,11 +82,34 @@ static void request(struct kiln_stats_slot *s, int route, int status, int64_t ns
 	kiln_stats_end(s, route, status, ns, 10, 20);
 }
 
-static char *render(struct fixture *f, int with_help, struct kiln_buf *b)
+/* Render boards into a fresh b; returns the text. */
+static char *render_boards(const struct kiln_stats *const *boards, size_t n, struct kiln_buf *b)
 {
 	kiln_buf_init(b);
-	assert_int_equal(kiln_stats_render_prom(&f->r, b, with_help), 0);
+	assert_int_equal(kiln_stats_render(boards, n, b), 0);
 	return b->data;
+}
+
+static char *render(struct fixture *f, struct kiln_buf *b)
+{
+	const struct kiln_stats *one = &f->r;
+
+	return render_boards(&one, 1, b);
+}
+
+/* The sample lines of text, without the HELP and TYPE comments. */
+static char *samples_only(const char *text, struct kiln_buf *out)
+{
+	const char *line, *nl;
+
+	kiln_buf_init(out);
+	for (line = text; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		assert_non_null(nl);
+		if (line[0] != '#')
+			assert_int_equal(kiln_buf_add(out, line, (size_t)(nl - line + 1)), 0);
+	}
+	return out->data;
 }
 
 static void test_bucket_bounds_are_the_documented_ones(void **state)
@@ -261,7 +287,7 @@ static void test_counters_survive_a_worker_restart(void **state)
 	assert_int_equal(t.count[1], 3);
 	assert_int_equal(kiln_stats_slot(&f->r, 3)->requests, 3);
 	assert_int_equal(kiln_stats_slot(&f->r, 3)->counters[0], 6);
-	assert_non_null(strstr(render(f, 0, &b), "\nkiln_logins_total{app=\"t\"} 6\n"));
+	assert_non_null(strstr(render(f, &b), "\nkiln_logins_total{app=\"t\"} 6\n"));
 	assert_non_null(strstr(b.data, "\nkiln_cache_hits_total{app=\"t\"} 0\n"));
 	kiln_buf_free(&b);
 }
@@ -293,19 +319,26 @@ static void test_render_tiny_case_exactly(void **state)
 	    DUR("_count") "} 1",
 	    "kiln_http_request_bytes_total" RT "} 10",
 	    "kiln_http_response_bytes_total" RT "} 20",
+	    "kiln_http_requests_in_flight{app=\"t\"} 0",
 	    "kiln_workers{app=\"t\",state=\"busy\"} 0",
 	    "kiln_workers{app=\"t\",state=\"idle\"} 1",
-	    "kiln_http_requests_in_flight{app=\"t\"} 0",
 	    "kiln_worker_restarts_total{app=\"t\",reason=\"crash\"} 2",
 	    "kiln_worker_restarts_total{app=\"t\",reason=\"max_requests\"} 0",
 	    "kiln_worker_restarts_total{app=\"t\",reason=\"timeout\"} 0",
 	    "kiln_worker_restarts_total{app=\"t\",reason=\"reload\"} 1",
+	    "kiln_db_queries_total{app=\"t\"} 0",
+	    "kiln_db_query_errors_total{app=\"t\",reason=\"unavailable\"} 0",
+	    "kiln_db_query_errors_total{app=\"t\",reason=\"timeout\"} 0",
+	    "kiln_db_query_errors_total{app=\"t\",reason=\"refused\"} 0",
+	    "kiln_db_connects_total{app=\"t\"} 0",
+	    "kiln_db_connect_errors_total{app=\"t\"} 0",
+	    "kiln_build_info{app=\"t\",version=\"" KILN_VERSION "\",commit=\"" KILN_COMMIT "\"} 1",
 	    "kiln_logins_total{app=\"t\"} 3",
 	    "kiln_cache_hits_total{app=\"t\"} 0",
 	};
 	struct fixture *f = *state;
 	struct kiln_stats_slot *s = take_slot(f, 0, getpid());
-	struct kiln_buf b, expect;
+	struct kiln_buf b, samples, expect;
 	size_t i;
 
 	request(s, 0, 200, 1 * MS);
@@ -315,36 +348,69 @@ static void test_render_tiny_case_exactly(void **state)
 	kiln_buf_init(&expect);
 	for (i = 0; i < KILN_ARRAY_LEN(want); i++)
 		assert_int_equal(kiln_buf_printf(&expect, "%s\n", want[i]), 0);
-	assert_string_equal(render(f, 0, &b), expect.data);
+	assert_string_equal(samples_only(render(f, &b), &samples), expect.data);
 	kiln_buf_free(&b);
+	kiln_buf_free(&samples);
 	kiln_buf_free(&expect);
 }
 #undef DUR
 #undef RT
 
-/* Every line is a HELP/TYPE comment or `name{labels} value`. */
-static void assert_prom_lines(const char *text)
+/* The exposition rules Prometheus enforces (and promtool checks): every
+ * line a HELP/TYPE comment or a well-formed sample; each family's HELP and
+ * TYPE once, before its samples; the samples of a family together (a
+ * histogram's _bucket/_sum/_count are its own); no series twice. */
+#define MAX_LINES 4096
+static void assert_exposition(const char *text)
 {
-	static const char *const sample_re = "^[a-zA-Z_:][a-zA-Z0-9_:]*"
-	                                     "\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\""
-	                                     "(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\} "
-	                                     "[0-9]+(\\.[0-9]+)?$";
-	regex_t sample, comment;
-	char *copy = strdup(text), *line, *save = NULL;
-	int n = 0;
+	static const char *const sample_re =
+	    "^([a-zA-Z_:][a-zA-Z0-9_:]*)"
+	    "(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\""
+	    "(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\})? "
+	    "([0-9]+(\\.[0-9]+)?(e[+-][0-9]+)?|NaN|[+-]Inf)$";
+	static char *seen_family[MAX_LINES], *seen_series[MAX_LINES];
+	char *copy = strdup(text), *line, *save = NULL, family[128] = "", type[16] = "";
+	size_t nfam = 0, nser = 0, i, n;
+	regmatch_t m[2];
+	regex_t sample;
 
 	assert_non_null(copy);
-	assert_int_equal(regcomp(&sample, sample_re, REG_EXTENDED | REG_NOSUB), 0);
-	assert_int_equal(regcomp(&comment, "^# (HELP|TYPE) [a-z_]+ .+$", REG_EXTENDED | REG_NOSUB),
-	                 0);
+	assert_int_equal(regcomp(&sample, sample_re, REG_EXTENDED), 0);
 	assert_true(text[0] && text[strlen(text) - 1] == '\n');
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++)
-		if (regexec(&sample, line, 0, NULL, 0) != 0 &&
-		    regexec(&comment, line, 0, NULL, 0) != 0)
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "# HELP ", 7) == 0)
+			continue;
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			assert_int_equal(sscanf(line, "# TYPE %127s %15s", family, type), 2);
+			for (i = 0; i < nfam; i++)
+				if (strcmp(seen_family[i], family) == 0)
+					fail_msg("family %s declared twice", family);
+			assert_true(nfam < MAX_LINES);
+			seen_family[nfam++] = strdup(family);
+			continue;
+		}
+		if (regexec(&sample, line, 2, m, 0) != 0)
 			fail_msg("malformed line: %s", line);
-	assert_true(n > 20);
+		n = (size_t)(m[1].rm_eo - m[1].rm_so);
+		if (!(strlen(family) == n && strncmp(line, family, n) == 0) &&
+		    !(strcmp(type, "histogram") == 0 &&
+		      strncmp(line, family, strlen(family)) == 0 &&
+		      (strncmp(line + strlen(family), "_bucket{", 8) == 0 ||
+		       strncmp(line + strlen(family), "_sum", 4) == 0 ||
+		       strncmp(line + strlen(family), "_count", 6) == 0)))
+			fail_msg("sample outside its family %s: %s", family, line);
+		*strrchr(line, ' ') = '\0';
+		for (i = 0; i < nser; i++)
+			if (strcmp(seen_series[i], line) == 0)
+				fail_msg("series twice: %s", line);
+		assert_true(nser < MAX_LINES);
+		seen_series[nser++] = strdup(line);
+	}
+	for (i = 0; i < nfam; i++)
+		free(seen_family[i]);
+	for (i = 0; i < nser; i++)
+		free(seen_series[i]);
 	regfree(&sample);
-	regfree(&comment);
 	free(copy);
 }
 
@@ -369,8 +435,8 @@ static void test_render_every_line_is_well_formed(void **state)
 	request(b, KILN_STATS_ROUTE_UNMATCHED, 404, 200 * US);
 	request(b, 77, 200, 20 * MS);
 	kiln_stats_begin(b, "GET", "/a"); /* in flight */
-	render(f, 1, &out);
-	assert_prom_lines(out.data);
+	render(f, &out);
+	assert_exposition(out.data);
 	assert_int_equal(count_of(out.data, "# TYPE kiln_http_requests_total counter\n"), 1);
 	assert_int_equal(
 	    count_of(out.data, "# TYPE kiln_http_request_duration_seconds histogram\n"), 1);
@@ -387,9 +453,129 @@ static void test_render_every_line_is_well_formed(void **state)
 	assert_non_null(strstr(out.data, "kiln_http_requests_in_flight{app=\"t\"} 1\n"));
 	/* Only series that happened: no 1xx anywhere, no 3xx on /a. */
 	assert_null(strstr(out.data, "code=\"1xx\""));
-	kiln_buf_reset(&out);
-	assert_int_equal(kiln_stats_render_prom(&f->r, &out, 0), 0);
-	assert_null(strchr(out.data, '#'));
+	kiln_buf_free(&out);
+}
+
+/* A second scoreboard beside the fixture's: app, routes, counters. */
+static void make_board(struct kiln_stats *w, struct kiln_stats *r, char *path, const char *app,
+                       const char *const *m, const char *const *p, size_t nroutes,
+                       const char *const *names)
+{
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(kiln_stats_create(w, path, app, m, p, nroutes, names), 0);
+	assert_int_equal(kiln_stats_open(r, path), 0);
+	unlink(path);
+}
+
+static void test_render_merges_families_across_boards(void **state)
+{
+	static const char *const m2[] = {"GET", "PUT"};
+	static const char *const p2[] = {"/a", "/c"};
+	static const char *const c2[] = {"cache-hits", "jobs_done", NULL};
+	struct fixture *f = *state;
+	char path[] = "/tmp/kiln-stats-XXXXXX";
+	struct kiln_stats w2, r2;
+	const struct kiln_stats *boards[2];
+	struct kiln_stats_slot *a0 = take_slot(f, 0, getpid());
+	struct kiln_stats_slot *a1 = take_slot(f, 1, getpid());
+	struct kiln_stats_slot *b0;
+	struct kiln_buf out;
+
+	make_board(&w2, &r2, path, "u", m2, p2, 2, c2);
+	b0 = kiln_stats_slot(&w2, 0);
+	b0->pid = getpid();
+	b0->state = KILN_WORKER_IDLE;
+	request(a0, 0, 200, MS);
+	request(a1, 0, 200, MS);
+	request(a1, 0, 201, MS);
+	request(b0, 0, 200, MS);
+	request(b0, 1, 500, MS);
+	kiln_stats_count(a0, 1, 4); /* t's cache-hits */
+	kiln_stats_count(a1, 1, 5);
+	kiln_stats_count(b0, 0, 7); /* u's cache-hits */
+	kiln_stats_count(b0, 1, 2);
+	boards[0] = &f->r;
+	boards[1] = &r2;
+	render_boards(boards, 2, &out);
+	assert_exposition(out.data);
+	/* Both apps under one header, counts summed over each app's slots. */
+	assert_non_null(strstr(out.data, "kiln_http_requests_total{app=\"t\",route=\"/a\","
+	                                 "method=\"GET\",code=\"2xx\"} 3\n"
+	                                 "kiln_http_requests_total{app=\"u\",route=\"/a\","
+	                                 "method=\"GET\",code=\"2xx\"} 1\n"
+	                                 "kiln_http_requests_total{app=\"u\",route=\"/c\","
+	                                 "method=\"PUT\",code=\"5xx\"} 1\n"));
+	assert_non_null(strstr(out.data, "kiln_workers{app=\"t\",state=\"idle\"} 2\n"
+	                                 "kiln_workers{app=\"u\",state=\"busy\"} 0\n"
+	                                 "kiln_workers{app=\"u\",state=\"idle\"} 1\n"));
+	/* A counter both apps have is one family with a sample per app. */
+	assert_non_null(strstr(out.data, "# TYPE kiln_cache_hits_total counter\n"
+	                                 "kiln_cache_hits_total{app=\"t\"} 9\n"
+	                                 "kiln_cache_hits_total{app=\"u\"} 7\n"));
+	assert_non_null(strstr(out.data, "kiln_jobs_done_total{app=\"u\"} 2\n"));
+	assert_int_equal(count_of(out.data, "# TYPE kiln_cache_hits_total "), 1);
+	assert_int_equal(count_of(out.data, "# TYPE kiln_logins_total "), 1);
+	kiln_buf_free(&out);
+	kiln_stats_close(&r2);
+	kiln_stats_close(&w2);
+}
+
+/* The bucket lines starting with series_prefix: one per bound plus +Inf,
+ * last, never decreasing, and the last one is want_count. */
+static void assert_histogram_consistent(const char *text, const char *series_prefix,
+                                        uint64_t want_count)
+{
+	const char *p = text;
+	uint64_t prev = 0, v = 0;
+	int nb = 0, saw_inf = 0;
+	size_t plen = strlen(series_prefix);
+
+	while ((p = strstr(p, series_prefix)) != NULL) {
+		const char *sp = strchr(p, ' ');
+
+		assert_non_null(sp);
+		v = strtoull(sp + 1, NULL, 10);
+		assert_true(v >= prev); /* cumulative */
+		prev = v;
+		saw_inf = strncmp(sp - 7, "\"+Inf\"}", 7) == 0;
+		nb++;
+		p += plen;
+	}
+	assert_int_equal(nb, KILN_STATS_BUCKETS + 1);
+	assert_true(saw_inf); /* the last bucket is +Inf */
+	assert_int_equal(v, want_count);
+}
+
+static void test_histogram_is_cumulative_and_inf_equals_count(void **state)
+{
+	static const int64_t ns[] = {100 * US, 700 * US,      3 * MS,        3 * MS,
+	                             40 * MS,  2 * 1000 * MS, 60 * 1000 * MS};
+	struct fixture *f = *state;
+	struct kiln_stats_slot *a = take_slot(f, 0, getpid());
+	struct kiln_stats_slot *b = take_slot(f, 1, getpid());
+	const char *cnt;
+	struct kiln_buf out;
+	size_t i;
+
+	for (i = 0; i < KILN_ARRAY_LEN(ns); i++)
+		request(i % 2 ? b : a, 0, 200, ns[i]);
+	render(f, &out);
+	assert_histogram_consistent(
+	    out.data, "kiln_http_request_duration_seconds_bucket{app=\"t\",route=\"/a\"",
+	    KILN_ARRAY_LEN(ns));
+	cnt = strstr(out.data, "kiln_http_request_duration_seconds_count{app=\"t\",route=\"/a\"");
+	assert_non_null(cnt);
+	assert_int_equal(strtoull(strchr(cnt, ' ') + 1, NULL, 10), KILN_ARRAY_LEN(ns));
+	/* 0.1 + 0.7 + 3 + 3 + 40 + 2000 + 60000 ms */
+	assert_non_null(strstr(out.data, "_sum{app=\"t\",route=\"/a\",method=\"GET\"} 62.0468\n"));
+	/* The bucket edges hold what they should: 1 at 0.5 ms, 2 at 1 ms, 4 at 5 ms. */
+	assert_non_null(strstr(out.data, "method=\"GET\",le=\"0.0005\"} 1\n"));
+	assert_non_null(strstr(out.data, "method=\"GET\",le=\"0.001\"} 2\n"));
+	assert_non_null(strstr(out.data, "method=\"GET\",le=\"0.005\"} 4\n"));
+	assert_non_null(strstr(out.data, "method=\"GET\",le=\"10\"} 6\n"));
 	kiln_buf_free(&out);
 }
 
@@ -398,27 +584,200 @@ static void test_render_escapes_label_values(void **state)
 	static const char *const m[] = {"GET"};
 	static const char *const p[] = {"/q\"uote\\back\nnl"};
 	char path[] = "/tmp/kiln-stats-XXXXXX";
+	const struct kiln_stats *one;
 	struct kiln_stats st, rd;
 	struct kiln_buf b;
-	int fd = mkstemp(path);
 
 	(void)state;
-	assert_true(fd >= 0);
-	close(fd);
-	assert_int_equal(kiln_stats_create(&st, path, "a\"pp", m, p, 1, NULL), 0);
+	make_board(&st, &rd, path, "a\"pp", m, p, 1, NULL);
 	kiln_stats_slot(&st, 0)->pid = getpid();
 	kiln_stats_end(kiln_stats_slot(&st, 0), 0, 200, MS, 0, 0);
-	assert_int_equal(kiln_stats_open(&rd, path), 0);
-	unlink(path);
-	kiln_buf_init(&b);
-	assert_int_equal(kiln_stats_render_prom(&rd, &b, 0), 0);
+	one = &rd;
+	render_boards(&one, 1, &b);
 	assert_non_null(
 	    strstr(b.data, "kiln_http_requests_total{app=\"a\\\"pp\","
 	                   "route=\"/q\\\"uote\\\\back\\nnl\",method=\"GET\",code=\"2xx\"} 1\n"));
-	assert_prom_lines(b.data);
+	assert_exposition(b.data);
 	kiln_buf_free(&b);
 	kiln_stats_close(&rd);
 	kiln_stats_close(&st);
+}
+
+static void test_prom_sample_formats_labels_and_values(void **state)
+{
+	static const char *const l[] = {"app", "x\"y\\z\n", "state", "ok", NULL};
+	struct kiln_buf b;
+
+	(void)state;
+	kiln_buf_init(&b);
+	assert_int_equal(kiln_stats_prom_family(&b, "m", "gauge", "A test."), 0);
+	assert_int_equal(kiln_stats_prom_sample(&b, "m", l, 12345678901234.0), 0);
+	assert_int_equal(kiln_stats_prom_sample(&b, "m", NULL, 0.25), 0);
+	assert_int_equal(kiln_stats_prom_sample(&b, "m", l + 2, 0.1 + 0.2), 0);
+	assert_int_equal(kiln_stats_prom_sample(&b, "n", NULL, INFINITY), 0);
+	assert_int_equal(kiln_stats_prom_sample(&b, "o", NULL, NAN), 0);
+	assert_string_equal(b.data, "# HELP m A test.\n# TYPE m gauge\n"
+	                            "m{app=\"x\\\"y\\\\z\\n\",state=\"ok\"} 12345678901234\n"
+	                            "m 0.25\n"
+	                            "m{state=\"ok\"} 0.3\n"
+	                            "n +Inf\n"
+	                            "o NaN\n");
+	kiln_buf_free(&b);
+}
+
+static void test_duplicate_app_is_rendered_once(void **state)
+{
+	struct fixture *f = *state;
+	const struct kiln_stats *boards[2] = {&f->r, &f->r};
+	struct kiln_buf out;
+
+	request(take_slot(f, 0, getpid()), 0, 200, MS);
+	render_boards(boards, 2, &out);
+	assert_exposition(out.data);
+	assert_int_equal(count_of(out.data, "kiln_workers{app=\"t\",state=\"idle\"}"), 1);
+	kiln_buf_free(&out);
+}
+
+static void test_counter_named_like_a_family_is_left_out(void **state)
+{
+	static const char *const c[] = {"http_requests", "db_connects", "fine", NULL};
+	char path[] = "/tmp/kiln-stats-XXXXXX";
+	const struct kiln_stats *one;
+	struct kiln_stats st, rd;
+	struct kiln_buf b;
+
+	(void)state;
+	make_board(&st, &rd, path, "x", methods, patterns, 2, c);
+	kiln_stats_slot(&st, 0)->pid = getpid();
+	kiln_stats_count(kiln_stats_slot(&st, 0), 0, 5);
+	kiln_stats_count(kiln_stats_slot(&st, 0), 2, 6);
+	one = &rd;
+	render_boards(&one, 1, &b);
+	assert_exposition(b.data);
+	assert_int_equal(count_of(b.data, "# TYPE kiln_http_requests_total "), 1);
+	assert_int_equal(count_of(b.data, "# TYPE kiln_db_connects_total "), 1);
+	assert_null(strstr(b.data, "kiln_http_requests_total{app=\"x\"} 5"));
+	assert_non_null(strstr(b.data, "kiln_fine_total{app=\"x\"} 6\n"));
+	kiln_buf_free(&b);
+	kiln_stats_close(&rd);
+	kiln_stats_close(&st);
+}
+
+static void test_program_without_routes_has_no_http_series(void **state)
+{
+	static const char *const c[] = {"jobs_completed", NULL};
+	char path[] = "/tmp/kiln-stats-XXXXXX";
+	const struct kiln_stats *one;
+	struct kiln_stats st, rd;
+	struct kiln_stats_slot *s;
+	struct kiln_buf b;
+
+	(void)state;
+	make_board(&st, &rd, path, "worker", NULL, NULL, 0, c);
+	s = kiln_stats_slot(&st, 0);
+	s->pid = getpid();
+	/* kiln-worker records each job like a request on the "other" row. */
+	kiln_stats_begin(s, "JOB", "grade");
+	one = &rd;
+	render_boards(&one, 1, &b);
+	assert_exposition(b.data);
+	assert_null(strstr(b.data, "kiln_http_requests_in_flight{"));
+	assert_non_null(strstr(b.data, "kiln_workers{app=\"worker\",state=\"busy\"} 1\n"));
+	kiln_stats_end(s, KILN_STATS_ROUTE_OTHER, 200, MS, 0, 0);
+	kiln_buf_free(&b);
+	render_boards(&one, 1, &b);
+	assert_null(strstr(b.data, "kiln_http_requests_total{"));
+	assert_null(strstr(b.data, "kiln_http_request_duration_seconds_count{"));
+	kiln_buf_free(&b);
+	kiln_stats_close(&rd);
+	kiln_stats_close(&st);
+}
+
+static void test_db_figures_are_rendered_per_outcome(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_stats_slot *a = take_slot(f, 0, getpid());
+	struct kiln_stats_slot *b = take_slot(f, 1, getpid());
+	struct kiln_buf out;
+
+	kiln_stats_db_query(&a->db, KILN_STATS_DB_OK, 80 * US);
+	kiln_stats_db_query(&a->db, KILN_STATS_DB_OK, 2 * MS);
+	kiln_stats_db_query(&b->db, KILN_STATS_DB_REFUSED, 300 * US);
+	kiln_stats_db_query(&b->db, KILN_STATS_DB_TIMEOUT, 1000 * MS);
+	kiln_stats_db_query(&b->db, KILN_STATS_DB_UNAVAILABLE, -1); /* never sent */
+	kiln_stats_db_query(&b->db, 99, -1);                        /* clamped: unavailable */
+	kiln_stats_db_connect(&a->db, 1);
+	kiln_stats_db_connect(&b->db, 1);
+	kiln_stats_db_connect(&b->db, 0);
+	render(f, &out);
+	assert_exposition(out.data);
+	assert_non_null(strstr(out.data, "kiln_db_queries_total{app=\"t\"} 6\n"));
+	assert_non_null(strstr(out.data,
+	                       "{app=\"t\",reason=\"unavailable\"} 2\n"
+	                       "kiln_db_query_errors_total{app=\"t\",reason=\"timeout\"} 1\n"
+	                       "kiln_db_query_errors_total{app=\"t\",reason=\"refused\"} 1\n"));
+	/* Four statements reached the server; db buckets start at 100 us. */
+	assert_histogram_consistent(out.data, "kiln_db_query_duration_seconds_bucket{app=\"t\"", 4);
+	assert_non_null(strstr(out.data, "_bucket{app=\"t\",le=\"0.0001\"} 1\n"));
+	assert_non_null(strstr(out.data, "_bucket{app=\"t\",le=\"0.0005\"} 2\n"));
+	assert_non_null(
+	    strstr(out.data, "kiln_db_query_duration_seconds_sum{app=\"t\"} 1.00238\n"));
+	assert_non_null(strstr(out.data, "kiln_db_connects_total{app=\"t\"} 2\n"));
+	assert_non_null(strstr(out.data, "kiln_db_connect_errors_total{app=\"t\"} 1\n"));
+	assert_int_equal(kiln_stats_db_bucket_us(0), 100);
+	assert_int_equal(kiln_stats_db_bucket_us(KILN_STATS_BUCKETS), UINT64_MAX);
+	kiln_buf_free(&out);
+}
+
+/* db.c counts into the slot it is given; with nothing listening, a
+ * statement fails as unavailable without reaching any server. */
+static void test_db_handle_counts_into_its_slot(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_stats_slot *s = take_slot(f, 0, getpid());
+	struct kiln_cfg_database cfg;
+	struct kiln_db *db;
+	char err[256];
+
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.url, sizeof(cfg.url), "host=/nonexistent-kiln dbname=x user=x");
+	cfg.connect_timeout_ms = 200;
+	db = kiln_db_new(&cfg);
+	assert_non_null(db);
+	assert_null(kiln_db_exec(db, "SELECT 1", 0, NULL, 0, err, sizeof(err))); /* not counted */
+	kiln_db_set_stats(db, &s->db);
+	assert_null(kiln_db_exec(db, "SELECT 1", 0, NULL, 0, err, sizeof(err)));
+	assert_null(kiln_db_exec(db, "SELECT 1", 0, NULL, 0, err, sizeof(err)));
+	kiln_db_set_stats(db, NULL);
+	assert_null(kiln_db_exec(db, "SELECT 1", 0, NULL, 0, err, sizeof(err)));
+	assert_int_equal(s->db.outcomes[KILN_STATS_DB_UNAVAILABLE], 2);
+	assert_int_equal(s->db.outcomes[KILN_STATS_DB_OK], 0);
+	/* At most the first of the two tried to connect; the second found the
+	 * backoff in force. Nothing reached the histogram. */
+	assert_true(s->db.connect_failures <= 1);
+	assert_int_equal(s->db.connects, 0);
+	assert_int_equal(s->db.buckets[0] + s->db.buckets[KILN_STATS_BUCKETS], 0);
+	kiln_db_free(db);
+}
+
+/* Regression: creating the file again (a restarted master) used to truncate
+ * the file a reader had mapped, zeroing the figures under it (or raising
+ * SIGBUS while it was short). Now the new file is renamed into place. */
+static void test_create_again_leaves_readers_their_file(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_stats again, fresh;
+
+	request(take_slot(f, 0, getpid()), 0, 200, MS);
+	assert_int_equal(kiln_stats_create(&again, f->path, "t", methods, patterns, 2, counters),
+	                 0);
+	assert_int_equal(kiln_stats_slot(&f->r, 0)->requests, 1);
+	assert_int_equal(kiln_stats_open(&fresh, f->path), 0);
+	assert_int_equal(kiln_stats_slot(&fresh, 0)->requests, 0);
+	kiln_stats_slot(&again, 0)->requests = 9;
+	assert_int_equal(kiln_stats_slot(&fresh, 0)->requests, 9);
+	kiln_stats_close(&fresh);
+	kiln_stats_close(&again);
 }
 
 static void test_dead_worker_is_not_counted(void **state)
@@ -434,7 +793,7 @@ static void test_dead_worker_is_not_counted(void **state)
 	take_slot(f, 0, getpid())->state = KILN_WORKER_BUSY;
 	take_slot(f, 1, (int32_t)child)->state = KILN_WORKER_BUSY; /* died mid-request */
 	take_slot(f, 2, 0)->state = KILN_WORKER_IDLE;              /* no pid */
-	render(f, 0, &b);
+	render(f, &b);
 	assert_non_null(strstr(b.data, "kiln_workers{app=\"t\",state=\"busy\"} 1\n"));
 	assert_non_null(strstr(b.data, "kiln_workers{app=\"t\",state=\"idle\"} 0\n"));
 	kiln_buf_free(&b);
@@ -490,6 +849,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bucket_bounds_are_the_documented_ones),
+	    cmocka_unit_test(test_prom_sample_formats_labels_and_values),
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	    T(test_reader_sees_header_written_by_creator),
 	    T(test_begin_marks_busy_and_end_marks_idle),
@@ -500,7 +860,15 @@ int main(void)
 	    T(test_counters_survive_a_worker_restart),
 	    T(test_render_tiny_case_exactly),
 	    T(test_render_every_line_is_well_formed),
+	    T(test_render_merges_families_across_boards),
+	    T(test_histogram_is_cumulative_and_inf_equals_count),
 	    T(test_render_escapes_label_values),
+	    T(test_duplicate_app_is_rendered_once),
+	    T(test_counter_named_like_a_family_is_left_out),
+	    T(test_program_without_routes_has_no_http_series),
+	    T(test_db_figures_are_rendered_per_outcome),
+	    T(test_db_handle_counts_into_its_slot),
+	    T(test_create_again_leaves_readers_their_file),
 	    T(test_dead_worker_is_not_counted),
 	    T(test_extra_routes_are_dropped_from_the_table),
 	    T(test_open_rejects_a_file_that_is_not_a_scoreboard),

@@ -12,7 +12,8 @@
  * object by a tombstone for KILN_CACHE_TOMBSTONE_S seconds
  * (kiln_cache_invalidate); a reader that missed fills the key with `add`,
  * which fails while the tombstone stands. So a reader that fetched the old
- * row before the commit cannot put it back afterwards. */
+ * row before the commit cannot put it back afterwards. The tombstone is the
+ * empty value, which no real object is; readers take it for a miss. */
 #ifndef KILN_CACHE_H
 #define KILN_CACHE_H
 
@@ -41,7 +42,8 @@ void kiln_cache_init(struct kiln_cache *c, struct kiln_mc *mc, struct kiln_redis
 
 /* Write the key of (kind, id) in the current namespace into out
  * (KILN_CACHE_KEY_MAX bytes). Returns its length, or -1 when kind is too
- * long. */
+ * long, empty, or has a byte a memcached key cannot hold (space, control
+ * character, DEL) or ':'. */
 int kiln_cache_key(struct kiln_cache *c, const char *kind, int64_t id, char *out);
 
 /* Get (kind, id). Returns 0 on a hit (*val malloc'd, NUL-terminated, free
@@ -50,7 +52,8 @@ int kiln_cache_key(struct kiln_cache *c, const char *kind, int64_t id, char *out
 int kiln_cache_get(struct kiln_cache *c, const char *kind, int64_t id, char **val, size_t *len);
 
 /* After a miss: store val unless the key exists (memcached add). Returns 0
- * when stored, 1 when not (present, tombstone, caching off), -1 on error. */
+ * when stored, 1 when not (present, tombstone, caching off), -1 on error
+ * (also for an empty val: the tombstone is the empty value). */
 int kiln_cache_fill(struct kiln_cache *c, const char *kind, int64_t id, const void *val,
                     size_t len);
 

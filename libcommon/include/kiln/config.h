@@ -118,6 +118,13 @@ struct kiln_cfg_api {
 	int64_t leaderboard_size; /* users kept in the Redis leaderboard */
 };
 
+/* [metrics]: kiln-metrics. */
+struct kiln_cfg_metrics {
+	char token[KILN_CFG_STR_MAX]; /* from token_file only; "" = no bearer token needed */
+	int64_t cache_ms;             /* job-queue figures kept per worker this long */
+	int64_t query_timeout_ms;     /* bound of each job-queue statement */
+};
+
 struct kiln_config {
 	char path[KILN_CFG_STR_MAX]; /* file it was loaded from */
 	char app[32];                /* program it was loaded for */
@@ -130,6 +137,7 @@ struct kiln_config {
 	struct kiln_cfg_auth auth;
 	struct kiln_cfg_worker worker;
 	struct kiln_cfg_api api;
+	struct kiln_cfg_metrics metrics;
 };
 
 /* Fill cfg with the defaults of every key. */

@@ -10,6 +10,7 @@
 #include "kiln/config.h"
 
 struct kiln_db;
+struct kiln_stats_db;
 
 /* A handle for cfg (copied). No I/O happens here. Returns NULL on OOM. */
 struct kiln_db *kiln_db_new(const struct kiln_cfg_database *cfg);
@@ -55,5 +56,11 @@ int kiln_db_ping(struct kiln_db *db, int64_t timeout_ms, char *err, size_t errle
 
 /* Number of (re)connections made so far (for metrics). */
 uint64_t kiln_db_connects(const struct kiln_db *db);
+
+/* Where the handle counts its statements (outcome, duration) and connection
+ * attempts. A handle made inside a server worker counts into that worker's
+ * scoreboard slot from the start (kiln_server_slot()); one made elsewhere
+ * (kilnctl, tests) counts nowhere until given stats here. NULL stops it. */
+void kiln_db_set_stats(struct kiln_db *db, struct kiln_stats_db *stats);
 
 #endif

@@ -4,10 +4,14 @@
  * kiln-api (reads, rebuild when missing) and kiln-worker (a user's entry
  * after grading; the periodic rebuild).
  *
- * The set KILN_LEADERBOARD_KEY holds member = user id (decimal), score =
- * points, trimmed to the top `size` users, plus a sentinel member
- * KILN_LEADERBOARD_SENTINEL with score +inf, so an empty board is told from
- * a missing one; readers skip the sentinel. */
+ * Order: most points first; equal points, lower user id first. Users with
+ * 0 points are not on the board.
+ *
+ * The set KILN_LEADERBOARD_KEY is trimmed to the top `size` users and kept
+ * in that order by Redis's own (ascending score, then member bytes):
+ * member = the user id as 19 zero-padded decimal digits, score = minus the
+ * points. A sentinel member KILN_LEADERBOARD_SENTINEL with score +inf (last,
+ * never trimmed) tells an empty board from a missing one; readers skip it. */
 #ifndef KILN_LEADERBOARD_H
 #define KILN_LEADERBOARD_H
 
@@ -26,8 +30,9 @@ struct kiln_leaderboard_entry {
 };
 
 /* Set user_id's points from PostgreSQL (recomputed, so running it twice
- * gives the same result), then trim to size. Does nothing when the set is
- * missing (the next read rebuilds it). Returns 0, or -1 with err set. */
+ * gives the same result; 0 points removes the user), then trim to size.
+ * Does nothing when the set is missing (the next read rebuilds it). Returns
+ * 0, or -1 with err set. */
 int kiln_leaderboard_update_user(struct kiln_db *db, struct kiln_redis *r, int64_t user_id,
                                  int64_t size, char *err, size_t errlen);
 
@@ -37,11 +42,11 @@ int kiln_leaderboard_update_user(struct kiln_db *db, struct kiln_redis *r, int64
 int kiln_leaderboard_rebuild(struct kiln_db *db, struct kiln_redis *r, int64_t size, char *err,
                              size_t errlen);
 
-/* The top n entries (n <= size), best first. When the set is missing it is
- * rebuilt first, by one process at a time (a short Redis lock); a process
- * that does not get the lock, or finds Redis down, reads PostgreSQL
- * directly. Returns the number of entries, or -1 with err set (PostgreSQL
- * needed and unavailable). */
+/* The top n entries (n <= size; a larger n reads size), best first. When
+ * the set is missing it is rebuilt first, by one process at a time (a short
+ * Redis lock); a process that does not get the lock, or finds Redis down,
+ * reads PostgreSQL directly with the rebuild's query. Returns the number of
+ * entries, or -1 with err set (PostgreSQL needed and unavailable). */
 int kiln_leaderboard_top(struct kiln_db *db, struct kiln_redis *r, int64_t size,
                          struct kiln_leaderboard_entry *out, int n, char *err, size_t errlen);
 

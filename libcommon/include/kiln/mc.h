@@ -22,6 +22,12 @@ int kiln_mc_get(struct kiln_mc *mc, const char *key, size_t klen, char **val, si
 int kiln_mc_set(struct kiln_mc *mc, const char *key, size_t klen, const void *val, size_t vlen,
                 uint32_t ttl_s);
 
+/* Add key for ttl_s seconds: store it only if absent (memcached add).
+ * Returns 0 when stored, 1 when not stored because the key is present, or
+ * -1 on error. */
+int kiln_mc_add(struct kiln_mc *mc, const char *key, size_t klen, const void *val, size_t vlen,
+                uint32_t ttl_s);
+
 /* Delete key. Returns 0 (also when absent), or -1 on error. */
 int kiln_mc_delete(struct kiln_mc *mc, const char *key, size_t klen);
 

@@ -38,12 +38,30 @@ enum kiln_restart_reason {
 	KILN_RESTART_REASONS
 };
 
+/* How a PostgreSQL statement ended (kiln_stats_db_query). */
+enum kiln_stats_db_outcome {
+	KILN_STATS_DB_OK = 0,
+	KILN_STATS_DB_UNAVAILABLE, /* no connection, or it broke mid-statement */
+	KILN_STATS_DB_TIMEOUT,     /* our deadline passed; the statement was cancelled */
+	KILN_STATS_DB_REFUSED,     /* PostgreSQL ran it and answered with an error */
+	KILN_STATS_DB_OUTCOMES
+};
+
 struct kiln_stats_route {
 	uint64_t count[KILN_STATS_CLASSES]; /* by status class */
 	uint64_t duration_us_sum;
 	uint64_t buckets[KILN_STATS_BUCKETS + 1]; /* non-cumulative; last is +Inf */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
+};
+
+/* The PostgreSQL statements of one slot's workers (db.c records them). */
+struct kiln_stats_db {
+	uint64_t outcomes[KILN_STATS_DB_OUTCOMES]; /* statements, by outcome */
+	uint64_t duration_us_sum;                  /* of statements sent to the server */
+	uint64_t buckets[KILN_STATS_BUCKETS + 1];  /* see kiln_stats_db_bucket_us */
+	uint64_t connects;                         /* connections opened, first and later */
+	uint64_t connect_failures;
 };
 
 struct kiln_stats_slot {
@@ -56,6 +74,7 @@ struct kiln_stats_slot {
 	char route[96];        /* current route template */
 	uint64_t counters[KILN_STATS_MAX_COUNTERS]; /* app-defined, see names */
 	struct kiln_stats_route routes[KILN_STATS_ROUTES];
+	struct kiln_stats_db db;
 };
 
 struct kiln_stats_header {
@@ -72,6 +91,8 @@ struct kiln_stats_header {
 	char route_method[KILN_STATS_MAX_ROUTES][8];
 	char route_pattern[KILN_STATS_MAX_ROUTES][96];
 	char counter_name[KILN_STATS_MAX_COUNTERS][48];
+	char build_version[16]; /* KILN_VERSION of the program that made the file */
+	char build_commit[48];  /* KILN_COMMIT */
 };
 
 struct kiln_stats {
@@ -81,19 +102,26 @@ struct kiln_stats {
 	int writable;
 };
 
-/* Upper bound in microseconds of histogram bucket i (0 <= i < KILN_STATS_BUCKETS). */
+/* Upper bound in microseconds of histogram bucket i (0 <= i < KILN_STATS_BUCKETS)
+ * of the HTTP request durations, or UINT64_MAX out of range. */
 uint64_t kiln_stats_bucket_us(int i);
 
-/* Create (or truncate) the scoreboard file at path, mode 0644, and map it
- * shared. routes/methods/patterns label the route slots (extra routes beyond
- * KILN_STATS_MAX_ROUTES count as "other"); counter_names label the app
- * counters (NULL-terminated list, may be NULL). Returns 0, or -1 with errno. */
+/* The same for PostgreSQL statement durations, whose buckets start lower. */
+uint64_t kiln_stats_db_bucket_us(int i);
+
+/* Create the scoreboard file at path, mode 0644, and map it shared. The
+ * file is written under a temporary name and renamed into place, so a
+ * reader that still maps an earlier file at path keeps that one intact and
+ * never sees a half-made one. routes/methods/patterns label the route
+ * slots (extra routes beyond KILN_STATS_MAX_ROUTES count as "other");
+ * counter_names label the app counters (NULL-terminated list, may be NULL).
+ * Returns 0, or -1 with errno. */
 int kiln_stats_create(struct kiln_stats *st, const char *path, const char *app,
                       const char *const *methods, const char *const *patterns, size_t nroutes,
                       const char *const *counter_names);
 
 /* Map an existing scoreboard read-only. Returns 0, or -1 (errno; EINVAL for
- * a file that is not a kiln scoreboard). */
+ * a file that is not a kiln scoreboard of this layout version). */
 int kiln_stats_open(struct kiln_stats *st, const char *path);
 
 /* Unmap. */
@@ -111,16 +139,43 @@ void kiln_stats_end(struct kiln_stats_slot *s, int route, int status, int64_t du
 /* Add n to app counter i of slot s. */
 void kiln_stats_count(struct kiln_stats_slot *s, int counter, uint64_t n);
 
+/* Worker side: record one PostgreSQL statement (outcome is an enum
+ * kiln_stats_db_outcome; duration_ns < 0 when it never reached the server,
+ * which leaves the histogram alone), or one connection attempt. */
+void kiln_stats_db_query(struct kiln_stats_db *d, int outcome, int64_t duration_ns);
+void kiln_stats_db_connect(struct kiln_stats_db *d, int ok);
+
 /* Sum of one route's figures over every slot (for admin and tests). */
 void kiln_stats_route_total(const struct kiln_stats *st, int route, struct kiln_stats_route *out);
 
-/* Render the scoreboard as Prometheus text (format 0.0.4) families:
- * kiln_http_requests_total{app,route,method,code}, kiln_http_request_duration_seconds
- * histogram, kiln_http_request_bytes_total, kiln_http_response_bytes_total,
- * kiln_workers{app,state}, kiln_worker_restarts_total{app,reason}, app counters as
- * kiln_<name>_total{app}. Appends to out; HELP/TYPE lines are emitted only when
- * with_help is set (so several apps can be concatenated under one header).
- * Returns 0, or -1 when out of memory. */
-int kiln_stats_render_prom(const struct kiln_stats *st, struct kiln_buf *out, int with_help);
+/* Render the scoreboards boards[0..n) as one Prometheus text exposition
+ * (format 0.0.4). Each family appears once, with HELP and TYPE, and holds
+ * the samples of every board, labelled app="<app>":
+ *   kiln_http_requests_total{route,method,code}   code is the status class, "2xx"
+ *   kiln_http_request_duration_seconds{route,method}   histogram
+ *   kiln_http_request_bytes_total, kiln_http_response_bytes_total{route,method}
+ *   kiln_http_requests_in_flight
+ *   kiln_workers{state}, kiln_worker_restarts_total{reason}
+ *   kiln_db_queries_total, kiln_db_query_errors_total{reason},
+ *   kiln_db_query_duration_seconds (histogram), kiln_db_connects_total,
+ *   kiln_db_connect_errors_total
+ *   kiln_build_info{version,commit}
+ *   kiln_<counter>_total for each app counter (merged by name across boards)
+ * The HTTP families cover only boards of programs with routes (kiln-worker
+ * has none). A board whose app repeats an earlier board's is skipped, so no
+ * label set appears twice; so is an app counter whose name would be one of
+ * the families above. Returns 0, or -1 when out of memory. */
+int kiln_stats_render(const struct kiln_stats *const *boards, size_t n, struct kiln_buf *out);
+
+/* For families a program renders after the scoreboards' (kiln-metrics:
+ * process_*, the job queue): append "# HELP name help" and "# TYPE name type"
+ * lines, or one sample `name{l1="v1",...} value`. labels alternates names
+ * and values and ends with NULL (may be NULL for no labels); values are
+ * escaped. value is printed with up to 15 significant digits, so integers
+ * below 10^15 come out exact. Each returns 0, or -1 when out of memory. */
+int kiln_stats_prom_family(struct kiln_buf *out, const char *name, const char *type,
+                           const char *help);
+int kiln_stats_prom_sample(struct kiln_buf *out, const char *name, const char *const *labels,
+                           double value);
 
 #endif
