@@ -30,5 +30,6 @@ int ctl_migrate(struct ctl *ctx, int argc, char **argv);
 int ctl_create_admin(struct ctl *ctx, int argc, char **argv);
 int ctl_gen_secret(struct ctl *ctx, int argc, char **argv);
 int ctl_jobs(struct ctl *ctx, int argc, char **argv);
+int ctl_seed(struct ctl *ctx, int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 /* kilnctl: the administrator's command line. `kilnctl [-c FILE] COMMAND`
  * looks COMMAND up in one table; each command group lives in its own file
- * (migrate.c, users.c, secret.c). Exit 0 on success, 1 on failure (one line
+ * (migrate.c, users.c, secret.c, jobs.c, seed.c). Exit 0 on success, 1 on failure (one line
  * on stderr), 2 on a usage error. */
 #include <getopt.h>
 #include <stdarg.h>
@@ -32,6 +32,8 @@ static const struct ctl_command commands[] = {
      "write N (default 48) random bytes, base64url, to a new 0600 file"},
     {"jobs", ctl_jobs, "stats | list | retry ID | discard ID | cancel ID | enqueue KIND [ARGS]",
      "the job queue: counts, recent jobs, move one job, add jobs (see docs/operations.md)"},
+    {"seed", ctl_seed, "--exercises N [--users M]",
+     "idempotent demo data: an author, N exercises demo-0001.., M users with progress"},
     {"check-config", ctl_check_config, "", "load the whole configuration and report"},
     {"help", ctl_help, "", "this text"},
 };

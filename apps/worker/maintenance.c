@@ -30,8 +30,9 @@
 #define LEASE_NAME      "maintenance"
 #define CRON_CHECK_MS   (60 * 1000) /* the leader looks for due tasks at least this often */
 #define TASK_TIMEOUT_MS (60 * 1000) /* per statement */
-#define TASK_BATCH      "1000"      /* rows per batch statement */
-#define TASK_BATCH_ROWS 1000
+#define TASK_BATCH      1000        /* rows per batch statement */
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
 
 struct maintenance {
 	const struct kiln_config *cfg;
@@ -69,8 +70,8 @@ static const char sql_prune[] =
     "    AND finalized_at < now() - least($1::bigint, $2::bigint) * interval '1 millisecond'"
     "    AND finalized_at < now() - CASE WHEN state = 'completed' THEN $1::bigint"
     "                               ELSE $2::bigint END * interval '1 millisecond'"
-    "  LIMIT " TASK_BATCH " FOR UPDATE SKIP LOCKED) RETURNING 1)"
-    " SELECT count(*) FROM d";
+    "  LIMIT " STR(TASK_BATCH) " FOR UPDATE SKIP LOCKED) RETURNING 1)"
+                               " SELECT count(*) FROM d";
 static const char sql_prune_cron[] =
     "DELETE FROM cron_runs WHERE run_at < now() - interval '30 days'";
 /* Refresh tokens past their expiry can prove nothing; sessions are kept a
@@ -87,12 +88,16 @@ static const char sql_archive[] =
     "WITH moved AS (DELETE FROM submissions WHERE id IN ("
     "  SELECT id FROM submissions"
     "  WHERE submitted_at < now() - $1::bigint * interval '1 millisecond'"
-    "  LIMIT " TASK_BATCH " FOR UPDATE SKIP LOCKED) RETURNING *),"
-    " ins AS (INSERT INTO submissions_archive (id, user_id, exercise_id, answer, status, score,"
-    "         feedback, idempotency_key, request_hash, request_id, submitted_at, graded_at)"
-    "   SELECT id, user_id, exercise_id, answer, status, score, feedback, idempotency_key,"
-    "          request_hash, request_id, submitted_at, graded_at FROM moved RETURNING 1)"
-    " SELECT count(*) FROM ins";
+    "  LIMIT " STR(TASK_BATCH) " FOR UPDATE SKIP LOCKED) RETURNING *),"
+                               " ins AS (INSERT INTO submissions_archive (id, user_id, "
+                               "exercise_id, answer, status, score,"
+                               "         feedback, idempotency_key, request_hash, request_id, "
+                               "submitted_at, graded_at)"
+                               "   SELECT id, user_id, exercise_id, answer, status, score, "
+                               "feedback, idempotency_key,"
+                               "          request_hash, request_id, submitted_at, graded_at FROM "
+                               "moved RETURNING 1)"
+                               " SELECT count(*) FROM ins";
 /* Fresh statistics for the tables whose size changes fastest. */
 static const char sql_analyze[] = "ANALYZE jobs, users, sessions, refresh_tokens, exercises,"
                                   " submissions, user_progress, notifications";
@@ -178,7 +183,7 @@ static int task_count(struct maintenance *m, const char *name, const char *sql, 
 }
 
 /* Run a batch statement (it returns the rows it handled, at most
- * TASK_BATCH_ROWS) until a batch comes back short. Between batches signals
+ * TASK_BATCH) until a batch comes back short. Between batches signals
  * get in, and the lease is renewed when due: a stop, or a lost lease, ends
  * the run early (the next slot goes on). Returns 0 with *total added to, or
  * -1. */
@@ -191,7 +196,7 @@ static int task_batches(struct maintenance *m, const char *name, const char *sql
 		if (task_count(m, name, sql, n, v, &moved, err, errlen) < 0)
 			return -1;
 		*total += moved;
-		if (moved < TASK_BATCH_ROWS)
+		if (moved < TASK_BATCH)
 			return 0;
 		kiln_server_wait(-1, 0); /* let a pending SIGTERM in */
 		if (kiln_now_ms() >= m->next_lease_ms)

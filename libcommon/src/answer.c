@@ -10,8 +10,8 @@
  * repeated groups take seconds to compile. So back-references and
  * quantified quantifiers are refused, groups nest at most REGEX_DEPTH_MAX
  * deep, and the rule's size with every copy expanded must stay within
- * REGEX_STATES_MAX. The fuzz harness (tests/fuzz/fuzz_answer.c) found the
- * last two. */
+ * REGEX_STATES_MAX. tests/fuzz/fuzz_answer.c found the cost of '+', of
+ * glibc's "{,n}" and of quantifier runs. */
 #include <float.h>
 #include <math.h>
 #include <regex.h>
@@ -25,6 +25,9 @@
  * then takes under 100 ms against the worst rule we know, (a{0,20}){0,19},
  * and well under 1 ms against realistic ones. */
 #define REGEX_STATES_MAX 400
+
+/* Longer numbers are not numbers a person types. */
+#define NUMBER_MAX 100
 
 static const char *const kind_names[] = {
     [KILN_ANSWER_EXACT] = "exact",
@@ -121,13 +124,13 @@ static int exact_equal(const char *a, size_t alen, const char *b, size_t blen)
 
 /* ---------------------------------------------------------------- numbers */
 
-/* Parse len bytes as a finite decimal number, surrounding whitespace
- * allowed. Only digits, signs, '.', 'e' and 'E' may appear, which keeps
- * strtod from reading hex, inf, nan or anything locale-specific. Returns 0,
- * or -1. */
+/* Parse len bytes as a finite decimal number (at most NUMBER_MAX bytes),
+ * surrounding whitespace allowed. Only digits, signs, '.', 'e' and 'E' may
+ * appear, which keeps strtod from reading hex, inf, nan or anything
+ * locale-specific. Returns 0, or -1. */
 static int parse_number(const char *s, size_t len, double *out)
 {
-	char buf[64], *end;
+	char buf[NUMBER_MAX + 1], *end;
 	size_t i;
 
 	trim(&s, &len);
@@ -262,6 +265,26 @@ static void regex_atom(struct regex_scan *sc, long n)
 	sc->cur[sc->d] += n;
 }
 
+static const char *regex_open(struct regex_scan *sc)
+{
+	if (sc->d == REGEX_DEPTH_MAX)
+		return "nests groups more than " STR(REGEX_DEPTH_MAX) " deep";
+	sc->d++;
+	sc->cur[sc->d] = sc->last[sc->d] = 0;
+	sc->quantified = 0;
+	return NULL;
+}
+
+/* A closed group is an atom of its contents plus one. */
+static const char *regex_close(struct regex_scan *sc)
+{
+	if (sc->d == 0)
+		return "has an unmatched )";
+	sc->d--;
+	regex_atom(sc, sc->cur[sc->d + 1] + 1);
+	return NULL;
+}
+
 /* Read the rule as regcomp will: count its groups into *groups, check that
  * its parentheses balance (POSIX reads an unmatched ')' as a literal, so
  * "a)|(.*" inside "^(" ")$" would close the anchoring group early and
@@ -276,21 +299,14 @@ static const char *regex_scan(const char *s, size_t len, size_t *groups)
 	long count;
 
 	*groups = 0;
-	while (i < len && reason == NULL) {
+	while (i < len) {
 		switch (s[i++]) {
 		case '(':
-			if (sc.d == REGEX_DEPTH_MAX)
-				return "nests groups more than " STR(REGEX_DEPTH_MAX) " deep";
-			sc.d++;
+			reason = regex_open(&sc);
 			(*groups)++;
-			sc.cur[sc.d] = sc.last[sc.d] = 0;
-			sc.quantified = 0;
 			break;
 		case ')':
-			if (sc.d == 0)
-				return "has an unmatched )";
-			sc.d--;
-			regex_atom(&sc, sc.cur[sc.d + 1] + 1);
+			reason = regex_close(&sc);
 			break;
 		case '|':
 			regex_atom(&sc, 1);
@@ -326,12 +342,12 @@ static const char *regex_scan(const char *s, size_t len, size_t *groups)
 			regex_atom(&sc, 1);
 			break;
 		}
+		if (reason != NULL)
+			return reason;
 		if (sc.cur[sc.d] > REGEX_STATES_MAX || sc.last[sc.d] > REGEX_STATES_MAX)
 			return too_costly;
 	}
-	if (reason == NULL && sc.d > 0)
-		reason = "has an unmatched (";
-	return reason;
+	return sc.d > 0 ? "has an unmatched (" : NULL;
 }
 
 /* Check and compile a regex rule, anchored. Returns NULL with *re compiled

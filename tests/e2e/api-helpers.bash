@@ -186,7 +186,7 @@ no_grading_pending() {
 # page_all PATH_WITH_QUERY [TOKEN]: follow next_cursor from PATH to the last
 # page; prints every item id, one a line. Fails on any non-200 page.
 page_all() {
-	local path=$1 token=${2:--} cursor= sep=? n=0
+	local path=$1 token=${2:--} cursor='' sep='?' n=0
 	[[ $path == *\?* ]] && sep='&'
 	while :; do
 		if [ -n "$cursor" ]; then

@@ -4,14 +4,16 @@
 # kiln-worker, checked against docs/api.md ("The application API"):
 # exercises (representations, roles, ETags, the cache, paging), submissions
 # (idempotency, the job beside the row), grading end to end, progress, the
-# leaderboard, notifications, maintenance mode, CORS, bad input, and
-# `kilnctl seed`.
+# leaderboard, notifications, maintenance mode, CORS, bad input, Redis and
+# memcached outages, and `kilnctl seed`.
 #
 # setup_file makes one account of each role (ADMIN, AUTHOR, AUTHOR2, ALICE,
 # BOB); tests that count something (progress, notifications) make their own
-# fresh users, and every test makes its own exercises in a category of its
-# own, so the tests do not depend on each other. Maintenance mode and the
-# failing-job trigger are undone in teardown whatever happens.
+# fresh users, and every test makes its own exercises (in a category of its
+# own where it lists them), so the tests do not depend on each other.
+# Maintenance mode, the failing-job trigger, the background inserter and
+# stopped services are undone in teardown whatever happens. Cache hits are
+# read from kiln-api's scoreboard (counter api_cache_hits).
 
 setup_file() {
 	load helpers
@@ -64,6 +66,10 @@ teardown() {
 		psql_kiln "DROP TRIGGER IF EXISTS e2e_fail_grade_job ON jobs" || true
 		rm -f "$BATS_FILE_TMPDIR/trigger-on"
 	fi
+	if [ -e "$BATS_FILE_TMPDIR/services-stopped" ]; then
+		stack start redis memcached >/dev/null 2>&1 || true
+		rm -f "$BATS_FILE_TMPDIR/services-stopped"
+	fi
 	if [ -e "$BATS_FILE_TMPDIR/inserter.pid" ]; then
 		touch "$BATS_FILE_TMPDIR/inserter.stop"
 		kill "$(cat "$BATS_FILE_TMPDIR/inserter.pid")" 2>/dev/null || true
@@ -85,6 +91,7 @@ sorted_keys() {
 	[[ "$(hdr content-type)" == application/json* ]]
 	assert_equal "$(hdr location)" "/api/v1/exercises/$EX_ID"
 	assert_equal "$EX_ETAG" "\"e${EX_ID}v1a\""
+	[ -n "$(hdr x-request-id)" ]
 	assert_equal "$(keys)" "$(sorted_keys "$EX_PUBLIC_KEYS,answer,tolerance")"
 	assert_equal "$(json '.id | type')" number
 	assert_equal "$(json .slug)" "$(jq -r .slug <<<"$req")"
@@ -171,6 +178,7 @@ sorted_keys() {
 	api GET "/api/v1/exercises/$id" - - -H "If-None-Match: \"e${id}v1\""
 	expect 304
 	assert_equal "$body" ""
+	assert_equal "$(hdr etag)" "\"e${id}v1\""
 	api GET "/api/v1/exercises/$id" - - -H "If-None-Match: \"e${id}v0\""
 	expect 200
 	api GET "/api/v1/exercises/$id" - - -H "If-None-Match: \"e${id}v1a\""
@@ -242,6 +250,17 @@ became_cached() {
 	expect 200
 	api GET "/api/v1/exercises/$id" - - -H "If-None-Match: \"e${id}v4\""
 	expect 304
+	# Unpublishing a cached page hides it at once; publishing shows it again.
+	wait_until 5 became_cached "$id"
+	api PATCH "/api/v1/exercises/$id" "$AUTHOR_TOKEN" '{"published":false}' -H "If-Match: \"e${id}v4\""
+	expect 200
+	api GET "/api/v1/exercises/$id" -
+	problem 404
+	api PATCH "/api/v1/exercises/$id" "$AUTHOR_TOKEN" '{"published":true}' -H "If-Match: \"e${id}v5\""
+	expect 200
+	api GET "/api/v1/exercises/$id" -
+	expect 200
+	assert_equal "$(json .version)" 6
 }
 
 @test "PATCH: 403 for a plain user and for another author, 200 for an admin; 401 without a token; 404; 422 empty or unknown member; 409 slug taken" {
@@ -275,6 +294,43 @@ became_cached() {
 	api PATCH "/api/v1/exercises/$id" "$AUTHOR_TOKEN" "$(jq -cn --arg s "$taken" '{slug:$s}')" -H "If-Match: \"e${id}v2\""
 	problem 409 slug
 	assert_equal "$(psql_kiln "SELECT version FROM exercises WHERE id = $id")" 2
+}
+
+@test "PATCH: the exercise is validated as a whole (answer against kind, tolerance and choices); a refused PATCH changes nothing" {
+	create_ex "$AUTHOR_TOKEN" "$(ex_body exact)"
+	id=$EX_ID
+	v=1
+	# patch422 JSON FIELD: refused, naming FIELD.
+	patch422() {
+		api PATCH "/api/v1/exercises/$id" "$AUTHOR_TOKEN" "$1" -H "If-Match: \"e${id}v$v\""
+		echo "PATCH $1 -> $status_code $body" | cut -c1-300
+		problem 422 "$2"
+	}
+	patch422 '{"answer_kind":"numeric"}' tolerance
+	patch422 '{"answer_kind":"numeric","tolerance":0.5}' answer
+	patch422 '{"answer_kind":"choice"}' choices
+	patch422 '{"tolerance":0.5}' tolerance
+	patch422 '{"choices":["a","b"]}' choices
+	api PATCH "/api/v1/exercises/$id" "$AUTHOR_TOKEN" '{"answer_kind":"numeric","answer":"5","tolerance":0.5}' -H "If-Match: \"e${id}v1\""
+	expect 200
+	assert_equal "$(jsonc '[.answer_kind, .answer, .tolerance, .version]')" '["numeric","5",0.5,2]'
+	v=2
+	patch422 '{"answer":"five"}' answer
+	patch422 '{"tolerance":-1}' tolerance
+
+	create_ex "$AUTHOR_TOKEN" "$(ex_body choice)"
+	id=$EX_ID
+	v=1
+	patch422 '{"answer":"purple"}' answer
+	patch422 '{"choices":["x","y"]}' answer
+	api PATCH "/api/v1/exercises/$id" "$AUTHOR_TOKEN" '{"choices":["x","y"],"answer":"y"}' -H "If-Match: \"e${id}v1\""
+	expect 200
+	assert_equal "$(jsonc '[.choices, .answer]')" '[["x","y"],"y"]'
+
+	create_ex "$AUTHOR_TOKEN" "$(ex_body regex)"
+	id=$EX_ID
+	patch422 '{"answer":"("}' answer
+	assert_equal "$(psql_kiln "SELECT answer, version FROM exercises WHERE id = $id")" "[0-9]+ apples|1"
 }
 
 @test "POST exercise: 401 without a token ('Bearer'), with a garbage, altered or revoked token (invalid_token); 403 for a plain user" {
@@ -408,9 +464,16 @@ became_cached() {
 	check "category=$other" "$e5"
 	check "category=$cat&q=nomatch$RANDOM" ""
 	check "category=nosuch$RANDOM" ""
-	# The unpublished one exists, and its author still reads it.
+	# A token changes nothing: the list is of published exercises.
+	api GET "/api/v1/exercises?category=$cat" "$AUTHOR_TOKEN"
+	expect 200
+	assert_equal "$(json '[.items[].id] | join(",")')" "$e1,$e2,$e3"
+	# The unpublished one is 404 to the public; its author still reads it.
+	api GET "/api/v1/exercises/$e4" -
+	problem 404
 	api GET "/api/v1/exercises/$e4" "$AUTHOR_TOKEN"
 	expect 200
+	assert_equal "$(json .published)" false
 }
 
 @test "list: limit 1..100 (default 20); limit 0, 101 and bad filters are 422 naming the parameter" {
@@ -432,9 +495,13 @@ became_cached() {
 		echo "?${bad:0:40} -> $status_code $body" | cut -c1-300
 		problem 422 "${bad%%=*}"
 	done
-	# 100 characters of q is the bound itself.
+	# 100 characters of q is the bound itself, also when they take 200 bytes.
 	api GET "/api/v1/exercises?q=$(printf 'q%.0s' $(seq 1 100))" -
 	expect 200
+	api GET "/api/v1/exercises?q=$(printf '%%C3%%A9%.0s' $(seq 1 100))" -
+	expect 200
+	api GET "/api/v1/exercises?q=$(printf '%%C3%%A9%.0s' $(seq 1 101))" -
+	problem 422 q
 }
 
 @test "cursor: the next page follows; an altered cursor, or one used with other filters or on another list, is 422 'cursor'" {
@@ -638,6 +705,12 @@ inserter() {
 	submit "$ALICE_TOKEN" "$ex" "hello world"
 	expect 202
 	[ "$SUB_ID" != "$id" ]
+	# Once graded, a replay still returns the first response.
+	wait_graded "$ALICE_TOKEN" "$id"
+	submit "$ALICE_TOKEN" "$ex" "hello world" -H "Idempotency-Key: $key"
+	expect 202
+	assert_equal "$(hdr idempotent-replayed)" true
+	assert_equal "$(jsonc '[.id, .status, .submitted_at]')" "$(jq -cn --argjson i "$id" --arg t "$first_at" '[$i, "queued", $t]')"
 }
 
 @test "Idempotency-Key: 8 concurrent requests with one key get one submission" {
@@ -745,11 +818,11 @@ inserter() {
 
 @test "grading: correct answers to exact, numeric, regex and choice exercises are graded within 2 s with the exercise's points" {
 	cat=$(fresh_name c)
-	declare -A ex pts
+	declare -A by_kind pts
 	p=10
 	for kind in exact numeric regex choice; do
 		create_ex "$AUTHOR_TOKEN" "$(ex_body "$kind" ".category = \"$cat\" | .points = $p")"
-		ex[$kind]=$EX_ID
+		by_kind[$kind]=$EX_ID
 		pts[$kind]=$p
 		p=$((p + 10))
 	done
@@ -758,7 +831,7 @@ inserter() {
 	# (numeric), the whole answer matching (regex), trimmed (choice).
 	for pair in "exact|  hello   WORLD " "numeric| 3.145 " "regex|12 apples" "choice| blue "; do
 		kind=${pair%%|*}
-		submit "$CAROL_TOKEN" "${ex[$kind]}" "${pair#*|}"
+		submit "$CAROL_TOKEN" "${by_kind[$kind]}" "${pair#*|}"
 		expect 202
 		wait_graded "$CAROL_TOKEN" "$SUB_ID" 2000
 		echo "$kind: graded in $GRADE_MS ms: $body"
@@ -769,15 +842,15 @@ inserter() {
 }
 
 @test "grading: wrong answers score 0 with feedback 'incorrect' (the regex is anchored, choices are exact)" {
-	declare -A ex
+	declare -A by_kind
 	for kind in exact numeric regex choice; do
 		create_ex "$AUTHOR_TOKEN" "$(ex_body "$kind" '.points = 50')"
-		ex[$kind]=$EX_ID
+		by_kind[$kind]=$EX_ID
 	done
 	for pair in "exact|hello world!" "exact|helloworld" "numeric|3.16" "numeric|abc" "numeric|0x3" \
 		"regex|12 apples and pears" "regex|apples" "regex|x12 apples" "choice|Blue" "choice|red" "choice|blue green"; do
 		kind=${pair%%|*}
-		submit "$BOB_TOKEN" "${ex[$kind]}" "${pair#*|}"
+		submit "$BOB_TOKEN" "${by_kind[$kind]}" "${pair#*|}"
 		expect 202
 		wait_graded "$BOB_TOKEN" "$SUB_ID" 2000
 		echo "$pair: $body"
@@ -892,7 +965,7 @@ inserter() {
 	before=$(jsonc .items)
 	[ "$(json '.items | length')" -gt 0 ]
 	[ "$(rcli EXISTS kiln:leaderboard)" = 1 ]
-	rcli DEL kiln:leaderboard
+	rcli DEL kiln:leaderboard >/dev/null
 	[ "$(rcli EXISTS kiln:leaderboard)" = 0 ]
 	api GET "/api/v1/leaderboard?limit=100" -
 	expect 200
@@ -979,7 +1052,7 @@ inserter() {
 	note=$(json '.items[0].id')
 	msg="Upgrading the database until 14:00 UTC"
 	touch "$BATS_FILE_TMPDIR/maintenance-on"
-	rcli SET kiln:maintenance "$msg"
+	rcli SET kiln:maintenance "$msg" >/dev/null
 	n=$(psql_kiln "SELECT count(*) FROM exercises")
 	writes=("POST /api/v1/exercises $(ex_body exact)"
 		"PATCH /api/v1/exercises/$ex {\"title\":\"During maintenance\"}"
@@ -1005,7 +1078,7 @@ inserter() {
 		echo "GET $r -> $status_code"
 		expect 200
 	done
-	rcli DEL kiln:maintenance
+	rcli DEL kiln:maintenance >/dev/null
 	rm -f "$BATS_FILE_TMPDIR/maintenance-on"
 	create_ex "$AUTHOR_TOKEN" "$(ex_body exact)"
 	api PATCH "/api/v1/exercises/$ex" "$AUTHOR_TOKEN" '{"title":"After maintenance"}' -H "If-Match: \"e${ex}v1\""
@@ -1131,6 +1204,7 @@ def c($k; $f; g): [$f, (base($k) | g)];
 	c("exact"; "title"; .title = "   "),
 	c("exact"; "title"; .title = "a\u0001b"),
 	c("exact"; "title"; .title = "a\nb"),
+	c("exact"; "title"; .title = "a\tb"),
 	c("exact"; "title"; .title = "t" * 201),
 	c("exact"; "title"; .title = "é" * 101),
 	c("exact"; "category"; del(.category)),
@@ -1152,6 +1226,7 @@ def c($k; $f; g): [$f, (base($k) | g)];
 	c("exact"; "answer_kind"; .answer_kind = "EXACT"),
 	c("exact"; "answer"; del(.answer)),
 	c("exact"; "answer"; .answer = ""),
+	c("exact"; "answer"; .answer = "   "),
 	c("exact"; "answer"; .answer = "a" * 501),
 	c("exact"; "answer"; .answer = 42),
 	c("exact"; "published"; .published = "yes"),
@@ -1271,6 +1346,49 @@ def c($k; $f; g): [$f, (base($k) | g)];
 	check k%5Cs "$bs"
 	check Rate "$pct,$nopct"
 	[ -n "$nous" ]
+}
+
+# ================================================================ Redis and memcached down
+
+@test "memcached and Redis down: reads and writes go on without the cache, the maintenance flag or the Redis leaderboard" {
+	create_ex "$AUTHOR_TOKEN" "$(ex_body exact '.title = "Cached before"')"
+	id=$EX_ID
+	wait_until 5 became_cached "$id"
+	wait_until 10 no_grading_pending
+	api GET "/api/v1/leaderboard?limit=100" -
+	expect 200
+	board=$(jsonc .items)
+	touch "$BATS_FILE_TMPDIR/services-stopped"
+	stack stop redis memcached >/dev/null
+	api GET "/api/v1/exercises/$id" -
+	expect 200
+	assert_equal "$(json .title)" "Cached before"
+	api PATCH "/api/v1/exercises/$id" "$AUTHOR_TOKEN" '{"title":"Changed without a cache"}' -H "If-Match: \"e${id}v1\""
+	expect 200
+	api GET "/api/v1/exercises/$id" -
+	expect 200
+	assert_equal "$(json .title)" "Changed without a cache"
+	create_ex "$AUTHOR_TOKEN" "$(ex_body exact)"
+	api GET /api/v1/exercises -
+	expect 200
+	submit "$BOB_TOKEN" "$id" "not the answer"
+	expect 202
+	wait_graded "$BOB_TOKEN" "$SUB_ID" 5000
+	assert_equal "$(json '[.status, .score] | join(",")')" "graded,0"
+	api GET /api/v1/me/progress "$BOB_TOKEN"
+	expect 200
+	api GET "/api/v1/leaderboard?limit=100" -
+	expect 200
+	assert_equal "$(jsonc .items)" "$board"
+
+	stack start redis memcached >/dev/null
+	rm -f "$BATS_FILE_TMPDIR/services-stopped"
+	api GET "/api/v1/exercises/$id" -
+	expect 200
+	assert_equal "$(json .title)" "Changed without a cache"
+	api GET "/api/v1/leaderboard?limit=100" -
+	expect 200
+	assert_equal "$(jsonc .items)" "$board"
 }
 
 # ================================================================ kilnctl seed

@@ -60,7 +60,9 @@ setup() {
 
 # Replay must never stay paused after a failed test.
 teardown() {
-	replica_running && rq "SELECT pg_wal_replay_resume()" >/dev/null 2>&1 || true
+	if replica_running; then
+		rq "SELECT pg_wal_replay_resume()" >/dev/null 2>&1 || true
+	fi
 }
 
 RPORT=5433

@@ -284,9 +284,10 @@ second_master_stop() {
 	[ "$hm" = "$m1" ] || [ "$hm" = "$m2" ]
 	# Each periodic run ran once, on the host whose insert won.
 	assert_equal "$(q "SELECT count(*) = count(DISTINCT (cron_key, run_at)) FROM cron_runs")" t
-	# every hourly task ran, once: job pruning, token pruning, ANALYZE
+	# every periodic task ran, once: ANALYZE, archiving, job and token
+	# pruning, the leaderboard rebuild
 	assert_equal "$(q "SELECT string_agg(DISTINCT cron_key, ',' ORDER BY cron_key) FROM cron_runs")" \
-		analyze,prune_jobs,prune_tokens
+		analyze,archive_submissions,prune_jobs,prune_tokens,rebuild_leaderboard
 	runs=$(cat "$STACK/log/worker.log" "$STACK/log/worker2.log" | grep -c '"msg":"periodic job ran"')
 	assert_equal "$runs" "$(q "SELECT count(*) FROM cron_runs")"
 	second_master_stop

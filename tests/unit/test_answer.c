@@ -109,6 +109,21 @@ static void test_numeric_refuses_junk(void **state)
 	assert_int_equal(grade(KILN_ANSWER_NUMERIC, "0", 1e-300, "1e-400"), 1);
 }
 
+/* "1.000...0": 100 bytes are a number, 101 are not. */
+static void test_numeric_length_limit(void **state)
+{
+	char num[102];
+
+	(void)state;
+	memset(num, '0', 101);
+	num[0] = '1';
+	num[1] = '.';
+	num[101] = '\0';
+	assert_int_equal(grade(KILN_ANSWER_NUMERIC, "1", 0, num), 0);
+	num[100] = '\0';
+	assert_int_equal(grade(KILN_ANSWER_NUMERIC, "1", 0, num), 1);
+}
+
 static void test_numeric_tolerance_boundary(void **state)
 {
 	(void)state;
@@ -326,6 +341,7 @@ int main(void)
 	    cmocka_unit_test(test_exact_answer_not_nul_terminated),
 	    cmocka_unit_test(test_numeric_forms),
 	    cmocka_unit_test(test_numeric_refuses_junk),
+	    cmocka_unit_test(test_numeric_length_limit),
 	    cmocka_unit_test(test_numeric_tolerance_boundary),
 	    cmocka_unit_test(test_numeric_rule_cannot_apply),
 	    cmocka_unit_test(test_regex_anchored),
