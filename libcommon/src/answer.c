@@ -237,21 +237,31 @@ static const char too_costly[] = "is too costly to match (it repeats too much)";
  * of the last atom (what a following quantifier repeats). */
 struct regex_scan {
 	long cur[REGEX_DEPTH_MAX + 1], last[REGEX_DEPTH_MAX + 1];
+	int rep[REGEX_DEPTH_MAX + 1]; /* the group so far contains a quantifier */
 	int d;
 	int quantified; /* the previous token was a quantifier */
+	int last_rep;   /* the last atom is a group that contains a quantifier */
 };
 
 /* A quantifier making count copies of the last atom (1 for '*' and '?',
  * which add a node; 2 for '+', which glibc compiles as xx*). POSIX leaves
  * "a**" and "a+?" undefined, and glibc takes exponential time on long
  * runs of them, so a quantifier after a quantifier is refused. */
-static const char *regex_quantify(struct regex_scan *sc, long count)
+static const char *regex_quantify(struct regex_scan *sc, long count, int unbounded)
 {
 	long *cur = &sc->cur[sc->d], *last = &sc->last[sc->d];
 
 	if (sc->quantified)
 		return "repeats a repetition (like a** or a+?), which POSIX leaves undefined";
+	/* Unbounded repetition of a group that repeats inside ("(a+)*",
+	 * "((a{0}){0,100}){0,}", found by fuzz_answer: all memory) makes
+	 * glibc's matcher track exponentially many state sets. Bounded ones
+	 * ("([0-9]{1,3}\.){3}") are costed as copies above. */
+	if (sc->last_rep && unbounded)
+		return "repeats a group that itself repeats (like (a+)*), which can take exponential "
+		       "time";
 	sc->quantified = 1;
+	sc->rep[sc->d] = 1;
 	*cur += *last * (count - 1) + 1;
 	*last = *last * count + 1;
 	return NULL;
@@ -261,6 +271,7 @@ static const char *regex_quantify(struct regex_scan *sc, long count)
 static void regex_atom(struct regex_scan *sc, long n)
 {
 	sc->quantified = 0;
+	sc->last_rep = 0;
 	sc->last[sc->d] = n;
 	sc->cur[sc->d] += n;
 }
@@ -271,6 +282,7 @@ static const char *regex_open(struct regex_scan *sc)
 		return "nests groups more than " STR(REGEX_DEPTH_MAX) " deep";
 	sc->d++;
 	sc->cur[sc->d] = sc->last[sc->d] = 0;
+	sc->rep[sc->d] = 0;
 	sc->quantified = 0;
 	return NULL;
 }
@@ -282,6 +294,8 @@ static const char *regex_close(struct regex_scan *sc)
 		return "has an unmatched )";
 	sc->d--;
 	regex_atom(sc, sc->cur[sc->d + 1] + 1);
+	sc->last_rep = sc->rep[sc->d + 1];
+	sc->rep[sc->d] |= sc->rep[sc->d + 1];
 	return NULL;
 }
 
@@ -313,16 +327,18 @@ static const char *regex_scan(const char *s, size_t len, size_t *groups)
 			sc.last[sc.d] = 0;
 			break;
 		case '*':
+			reason = regex_quantify(&sc, 1, 1);
+			break;
 		case '?':
-			reason = regex_quantify(&sc, 1);
+			reason = regex_quantify(&sc, 1, 0);
 			break;
 		case '+':
-			reason = regex_quantify(&sc, 2);
+			reason = regex_quantify(&sc, 2, 1);
 			break;
 		case '{':
 			next = interval_end(s, len, i - 1, &count);
 			if (next > 0) {
-				reason = regex_quantify(&sc, count);
+				reason = regex_quantify(&sc, count, s[next - 2] == ',');
 				i = next;
 			} else {
 				regex_atom(&sc, 1);

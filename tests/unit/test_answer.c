@@ -214,7 +214,9 @@ static void test_regex_nested_intervals_refused(void **state)
 	assert_int_equal(grade(KILN_ANSWER_REGEX, "((a{0,100}){0,100}){0,100}", 0, "a"), -1);
 	assert_non_null(strstr(why, "too costly"));
 	assert_int_equal(grade(KILN_ANSWER_REGEX, "(a{1,255}){1,255}", 0, "a"), -1);
-	assert_int_equal(grade(KILN_ANSWER_REGEX, "(((((((((a+)+)+)+)+)+)+)+)+)", 0, "a"), -1);
+	assert_int_equal(grade(KILN_ANSWER_REGEX, "(((((((((a{2}){2}){2}){2}){2}){2}){2}){2}){2})", 0,
+	                       "a"),
+	                 -1);
 	assert_string_equal(why, "is too costly to match (it repeats too much)");
 	/* glibc reads "{,n}" as "{0,n}" (found by fuzz_answer: all memory). */
 	assert_int_equal(grade(KILN_ANSWER_REGEX, "[0-9]{,30011}", 0, "1"), -1);
@@ -244,8 +246,26 @@ static void test_regex_stacked_quantifiers_refused(void **state)
 		assert_int_equal(grade(KILN_ANSWER_REGEX, stacked[i], 0, "a"), -1);
 		assert_non_null(strstr(why, "repeats a repetition"));
 	}
-	assert_int_equal(grade(KILN_ANSWER_REGEX, "(a*)*", 0, "aaa"), 1);
 	assert_int_equal(grade(KILN_ANSWER_REGEX, "a*b+c?", 0, "bbc"), 1);
+}
+
+/* Found by fuzz_answer: "((a{0}){0,100}){0,}" took all memory. A group that
+ * repeats inside may be repeated a bounded number of times, not without
+ * bound. */
+static void test_regex_unbounded_nested_repetition_refused(void **state)
+{
+	static const char *const nested[] = {"(a*)*", "(ab+)+", "((a{0}){0,100}){0,}",
+	                                      "(x(a?)y)*", "((a)+b){2,}"};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(nested) / sizeof(nested[0]); i++) {
+		assert_int_equal(grade(KILN_ANSWER_REGEX, nested[i], 0, "a"), -1);
+		assert_non_null(strstr(why, "repeats a group that itself repeats"));
+	}
+	assert_int_equal(grade(KILN_ANSWER_REGEX, "(ab+)?c", 0, "abbc"), 1);
+	assert_int_equal(grade(KILN_ANSWER_REGEX, "((ab)c)*", 0, "abcabc"), 1);
+	assert_int_equal(grade(KILN_ANSWER_REGEX, "(a+b){2}", 0, "aabab"), 1);
 }
 
 /* Nested repeated groups compile in steeply growing time: ten levels. */
@@ -349,6 +369,7 @@ int main(void)
 	    cmocka_unit_test(test_regex_invalid_rules),
 	    cmocka_unit_test(test_regex_nested_intervals_refused),
 	    cmocka_unit_test(test_regex_stacked_quantifiers_refused),
+	    cmocka_unit_test(test_regex_unbounded_nested_repetition_refused),
 	    cmocka_unit_test(test_regex_depth_limit),
 	    cmocka_unit_test(test_choice_trimmed_exact),
 	    cmocka_unit_test(test_overlong_answer_incorrect),
