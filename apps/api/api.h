@@ -95,6 +95,13 @@ int api_cursor(const struct kiln_query *q, const char *scope, int64_t *keys, int
 /* Append ,"next_cursor":"..." (or null when last is 0) to b. */
 void api_next_cursor(struct kiln_buf *b, const char *scope, const int64_t *keys, int n, int last);
 
+/* A keyset page into api.out: {"items":[row(each row)...],"next_cursor":...}
+ * from res queried with LIMIT limit + 1 (at most limit rows shown; one more
+ * means a next page), the cursor keyed on column 0 (the id) of the last row
+ * shown. */
+typedef void (*api_row_fn)(struct kiln_buf *b, PGresult *res, int r);
+void api_page_json(PGresult *res, int64_t limit, const char *scope, api_row_fn row);
+
 /* Column c of row r as int64 (0 when NULL or malformed). */
 int64_t api_int(PGresult *res, int r, int c);
 

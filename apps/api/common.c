@@ -13,10 +13,10 @@
 
 struct api_ctx api;
 
-const char *const api_counter_names[] = {
-    "api_cache_hits",          "api_cache_misses",       "api_cache_errors",
-    "api_submissions",         "api_idempotent_replays", "api_maintenance_rejections",
-    "api_replica_fallbacks",   NULL};
+const char *const api_counter_names[] = {"api_cache_hits",         "api_cache_misses",
+                                         "api_cache_errors",       "api_submissions",
+                                         "api_idempotent_replays", "api_maintenance_rejections",
+                                         "api_replica_fallbacks",  NULL};
 
 void api_count(enum api_counter c)
 {
@@ -157,6 +157,25 @@ void api_next_cursor(struct kiln_buf *b, const char *scope, const int64_t *keys,
 		return;
 	}
 	kiln_buf_printf(b, ",\"next_cursor\":\"%s\"", text);
+}
+
+void api_page_json(PGresult *res, int64_t limit, const char *scope, api_row_fn row)
+{
+	int n = PQntuples(res), shown = n > limit ? (int)limit : n, r;
+	int64_t last = 0;
+
+	kiln_buf_reset(&api.out);
+	kiln_buf_adds(&api.out, "{\"items\":[");
+	for (r = 0; r < shown; r++) {
+		if (r)
+			kiln_buf_addc(&api.out, ',');
+		row(&api.out, res, r);
+	}
+	kiln_buf_addc(&api.out, ']');
+	if (shown > 0)
+		last = api_int(res, shown - 1, 0);
+	api_next_cursor(&api.out, scope, &last, 1, n <= limit);
+	kiln_buf_addc(&api.out, '}');
 }
 
 int64_t api_int(PGresult *res, int r, int c)

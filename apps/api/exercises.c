@@ -318,25 +318,10 @@ int api_exercise_get(struct kiln_req *req)
 	return exercise_get_public(req, id, idtext);
 }
 
-/* {"items":[...],"next_cursor":...} of the list rows in res (at most limit
- * of them shown; one more means a next page) into api.out. */
-static void exercise_list_json(PGresult *res, int64_t limit, const char *scope)
+/* One row of the list. */
+static void exercise_list_row(struct kiln_buf *b, PGresult *res, int r)
 {
-	int n = PQntuples(res), shown = n > limit ? (int)limit : n, r;
-	int64_t last = 0;
-
-	kiln_buf_reset(&api.out);
-	kiln_buf_adds(&api.out, "{\"items\":[");
-	for (r = 0; r < shown; r++) {
-		if (r)
-			kiln_buf_addc(&api.out, ',');
-		json_row(&api.out, res, r, list_json, (int)KILN_ARRAY_LEN(list_json));
-	}
-	kiln_buf_addc(&api.out, ']');
-	if (shown > 0)
-		last = api_int(res, shown - 1, 0);
-	api_next_cursor(&api.out, scope, &last, 1, n <= limit);
-	kiln_buf_addc(&api.out, '}');
+	json_row(b, res, r, list_json, (int)KILN_ARRAY_LEN(list_json));
 }
 
 int api_exercises_list(struct kiln_req *req)
@@ -374,7 +359,7 @@ int api_exercises_list(struct kiln_req *req)
 	res = api_read_sql(req, list_stmts[mask].name, list_stmts[mask].sql, n, p);
 	if (res == NULL)
 		return 0;
-	exercise_list_json(res, limit, f.scope);
+	api_page_json(res, limit, f.scope, exercise_list_row);
 	PQclear(res);
 	public_cache_control(req);
 	return api_send(req, 200);

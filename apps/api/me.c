@@ -238,9 +238,9 @@ int api_my_notifications(struct kiln_req *req)
 	struct kiln_jwt_claims c;
 	char uid[24], after_s[24], lim[24], scope[64];
 	const char *p[4] = {uid, after_s, NULL, lim};
-	int64_t limit, after, last_id = 0;
+	int64_t limit, after;
 	PGresult *res;
-	int unread, i, n;
+	int unread;
 
 	if (api_auth(req, &c) < 0 ||
 	    notifications_query(req, c.sub, &unread, &limit, &after, scope, sizeof(scope)) < 0)
@@ -251,18 +251,7 @@ int api_my_notifications(struct kiln_req *req)
 	p[2] = unread ? "true" : "false";
 	if ((res = api_sql(req, "api_me_notifications", sql_notifications, 4, p)) == NULL)
 		return 0;
-	n = PQntuples(res) > limit ? (int)limit : PQntuples(res);
-	kiln_buf_reset(&api.out);
-	kiln_buf_adds(&api.out, "{\"items\":[");
-	for (i = 0; i < n; i++) {
-		if (i)
-			kiln_buf_addc(&api.out, ',');
-		notification_json(&api.out, res, i);
-		last_id = api_int(res, i, 0);
-	}
-	kiln_buf_addc(&api.out, ']');
-	api_next_cursor(&api.out, scope, &last_id, 1, PQntuples(res) <= limit);
-	kiln_buf_addc(&api.out, '}');
+	api_page_json(res, limit, scope, notification_json);
 	PQclear(res);
 	kiln_resp_header(req, "Cache-Control", "no-store");
 	return api_send(req, 200);

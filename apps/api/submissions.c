@@ -308,9 +308,8 @@ int api_my_submissions(struct kiln_req *req)
 	struct kiln_jwt_claims c;
 	char uid[24], eid[24], after_s[24], lim[24], scope[80];
 	const char *p[4] = {uid, after_s, NULL, lim};
-	int64_t limit, after, last_id = 0;
+	int64_t limit, after;
 	PGresult *res;
-	int i, n;
 
 	if (api_auth(req, &c) < 0 ||
 	    sub_mine_query(req, c.sub, eid, &limit, &after, scope, sizeof(scope)) < 0)
@@ -321,18 +320,7 @@ int api_my_submissions(struct kiln_req *req)
 	p[2] = eid[0] ? eid : NULL;
 	if ((res = api_sql(req, "api_sub_mine", sql_mine, 4, p)) == NULL)
 		return 0;
-	n = PQntuples(res) > limit ? (int)limit : PQntuples(res);
-	kiln_buf_reset(&api.out);
-	kiln_buf_adds(&api.out, "{\"items\":[");
-	for (i = 0; i < n; i++) {
-		if (i)
-			kiln_buf_addc(&api.out, ',');
-		sub_json(&api.out, res, i);
-		last_id = api_int(res, i, 0);
-	}
-	kiln_buf_addc(&api.out, ']');
-	api_next_cursor(&api.out, scope, &last_id, 1, PQntuples(res) <= limit);
-	kiln_buf_addc(&api.out, '}');
+	api_page_json(res, limit, scope, sub_json);
 	PQclear(res);
 	kiln_resp_header(req, "Cache-Control", "no-store");
 	return api_send(req, 200);
