@@ -419,16 +419,16 @@ static PGresult *exercise_store(struct kiln_req *req, const char *name, const ch
 
 	if (res != NULL)
 		return res;
-	if (failed == KILN_DB_REFUSED && strstr(err, "(SQLSTATE 23505)") != NULL) {
+	if (failed == KILN_DB_CONFLICT) {
 		kiln_field_error_add(&errs, "slug", "is already taken");
 		kiln_problem(req, 409, "an exercise with this slug exists", &errs);
 		return NULL;
 	}
 	kiln_error("statement failed", "statement=%s error=%s", name, err);
-	if (failed == KILN_DB_REFUSED)
-		kiln_problem(req, 500, NULL, NULL);
-	else
+	if (failed == KILN_DB_UNAVAILABLE)
 		kiln_req_unavailable(req);
+	else
+		kiln_problem(req, 500, NULL, NULL);
 	return NULL;
 }
 

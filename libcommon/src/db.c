@@ -594,8 +594,8 @@ PGresult *kiln_db_query(struct kiln_db *db, const char *name, const char *sql, i
 		err[--len] = '\0';
 	if (state && len + 18 < errlen)
 		snprintf(err + len, errlen - len, " (SQLSTATE %s)", state);
-	PQclear(r);
 	if (failed)
-		*failed = KILN_DB_REFUSED;
+		*failed = state && strcmp(state, "23505") == 0 ? KILN_DB_CONFLICT : KILN_DB_REFUSED;
+	PQclear(r);
 	return NULL;
 }

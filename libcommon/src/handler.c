@@ -70,10 +70,10 @@ PGresult *kiln_req_sql(struct kiln_req *req, struct kiln_db *db, const char *nam
 	if (res)
 		return res;
 	kiln_error("statement failed", "statement=%s error=%s", name ? name : "-", err);
-	if (failed == KILN_DB_REFUSED)
-		kiln_problem(req, 500, NULL, NULL);
-	else
+	if (failed == KILN_DB_UNAVAILABLE)
 		kiln_req_unavailable(req);
+	else
+		kiln_problem(req, 500, NULL, NULL);
 	return NULL;
 }
 

@@ -129,6 +129,16 @@ static void test_db_query_tells_refused_from_unavailable(void **state)
 	assert_non_null(strstr(err, "division by zero"));
 	assert_non_null(strstr(err, "(SQLSTATE 22012)"));
 	assert_null(strchr(err, '\n'));
+	/* a unique violation is told apart, so callers can answer 409 */
+	res = kiln_db_query(db, NULL, "CREATE TEMP TABLE dup (x int PRIMARY KEY)", 0, NULL, 0,
+	                    &failed, err, sizeof(err));
+	assert_non_null(res);
+	PQclear(res);
+	res = kiln_db_query(db, NULL, "INSERT INTO dup VALUES (1), (1)", 0, NULL, 0, &failed, err,
+	                    sizeof(err));
+	assert_null(res);
+	assert_int_equal(failed, KILN_DB_CONFLICT);
+	assert_non_null(strstr(err, "(SQLSTATE 23505)"));
 	/* the connection survives a refused statement */
 	res = kiln_db_query(db, NULL, "SELECT 1", 0, NULL, 0, NULL, err, sizeof(err));
 	assert_non_null(res);

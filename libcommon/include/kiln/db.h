@@ -39,13 +39,14 @@ PGresult *kiln_db_exec_prepared(struct kiln_db *db, const char *name, const char
 /* How kiln_db_query failed. */
 #define KILN_DB_UNAVAILABLE 1 /* no connection, or the deadline passed */
 #define KILN_DB_REFUSED     2 /* PostgreSQL ran and rejected the statement */
+#define KILN_DB_CONFLICT    3 /* rejected as a unique violation (SQLSTATE 23505) */
 
 /* The one way to run a statement and tell success from failure: through
  * kiln_db_exec_prepared (name set) or kiln_db_exec (name NULL), but a
  * statement PostgreSQL rejected is a failure too. Returns the result of a
  * successful statement (PQclear it), or NULL with a one-line reason in err
  * ("postgresql: <message> (SQLSTATE 23505)" when refused) and *failed (may
- * be NULL) set to KILN_DB_UNAVAILABLE or KILN_DB_REFUSED. */
+ * be NULL) set to KILN_DB_UNAVAILABLE, KILN_DB_CONFLICT or KILN_DB_REFUSED. */
 PGresult *kiln_db_query(struct kiln_db *db, const char *name, const char *sql, int nparams,
                         const char *const *values, int64_t timeout_ms, int *failed, char *err,
                         size_t errlen);
