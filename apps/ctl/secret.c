@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,20 +67,15 @@ static int secret_create(const char *path, const char *text, size_t len)
  * a key. Returns 0, or -1 after printing. */
 static int secret_replace(const char *path, const char *text, size_t len)
 {
-	char *tmp = NULL;
+	char tmp[PATH_MAX];
 	int fd, rc = -1;
 
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
-		ctl_err("out of memory");
-		return -1;
-	}
-	fd = mkostemp(tmp, O_CLOEXEC); /* 0600, O_EXCL */
+	fd = kiln_tmpfile_beside(path, 0600, tmp, sizeof(tmp));
 	if (fd < 0) {
 		ctl_err("cannot create a temporary file beside %s: %s", path, strerror(errno));
-		free(tmp);
 		return -1;
 	}
-	if (fchmod(fd, 0600) < 0 || secret_write_all(fd, text, len) < 0) {
+	if (secret_write_all(fd, text, len) < 0) {
 		ctl_err("cannot write %s: %s", tmp, strerror(errno));
 		close(fd);
 	} else if (close(fd) < 0 || rename(tmp, path) < 0) {
@@ -89,7 +85,6 @@ static int secret_replace(const char *path, const char *text, size_t len)
 	}
 	if (rc < 0)
 		unlink(tmp);
-	free(tmp);
 	return rc;
 }
 

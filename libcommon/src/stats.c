@@ -88,15 +88,11 @@ static int stats_create_tmp(const char *path, size_t len, char *tmp, size_t tmpl
 {
 	int fd, saved;
 
-	if ((size_t)snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path) >= tmplen) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = kiln_tmpfile_beside(path, 0644, tmp, tmplen);
 	if (fd < 0)
 		return -1;
 	/* ftruncate leaves the file sparse: untouched slots cost no disk. */
-	if (fchmod(fd, 0644) < 0 || ftruncate(fd, (off_t)len) < 0) {
+	if (ftruncate(fd, (off_t)len) < 0) {
 		saved = errno;
 		close(fd);
 		unlink(tmp);

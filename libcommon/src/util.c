@@ -333,3 +333,24 @@ long kiln_b64url_decode(const char *in, size_t len, unsigned char *out, size_t o
 		return -1;
 	return (long)o;
 }
+
+int kiln_tmpfile_beside(const char *path, unsigned mode, char *tmp, size_t tmplen)
+{
+	int fd, saved;
+
+	if ((size_t)snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path) >= tmplen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC); /* 0600, O_EXCL */
+	if (fd < 0)
+		return -1;
+	if (fchmod(fd, (mode_t)mode) < 0) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}

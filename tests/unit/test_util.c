@@ -3,7 +3,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "kiln/buf.h"
@@ -127,6 +132,38 @@ static void test_rfc3339_utc(void **state)
 	                    "2026-11-23T12:00:00.123Z");
 }
 
+/* A temporary file beside its target: same directory, the mode asked for
+ * (not the umask's), unique; a name that does not fit leaves nothing. */
+static void test_tmpfile_beside(void **state)
+{
+	char dir[] = "/tmp/kiln-util-XXXXXX", path[64], tmp[80], tmp2[80], small[8];
+	struct stat st;
+	int fd, fd2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/target", dir);
+	fd = kiln_tmpfile_beside(path, 0644, tmp, sizeof(tmp));
+	assert_true(fd >= 0);
+	assert_int_equal(strncmp(tmp, path, strlen(path)), 0);
+	assert_non_null(strstr(tmp, ".tmp."));
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	fd2 = kiln_tmpfile_beside(path, 0600, tmp2, sizeof(tmp2));
+	assert_true(fd2 >= 0);
+	assert_string_not_equal(tmp, tmp2);
+	assert_int_equal(fstat(fd2, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_int_equal(kiln_tmpfile_beside(path, 0600, small, sizeof(small)), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	close(fd);
+	close(fd2);
+	unlink(tmp2);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0); /* nothing else was left behind */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +174,7 @@ int main(void)
 	    cmocka_unit_test(test_buf_grows_and_formats),
 	    cmocka_unit_test(test_buf_json_escaping),
 	    cmocka_unit_test(test_rfc3339_utc),
+	    cmocka_unit_test(test_tmpfile_beside),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

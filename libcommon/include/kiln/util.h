@@ -51,6 +51,12 @@ size_t kiln_strlcpy(char *dst, const char *src, size_t dstlen);
  * errno set (EFBIG when larger than max). */
 char *kiln_read_file(const char *path, size_t max, size_t *len_out);
 
+/* Create a new file beside path ("<path>.tmp.XXXXXX": same filesystem, so it
+ * can be rename(2)d over path atomically) with mode, close-on-exec; its name
+ * goes to tmp (tmplen bytes). Returns the fd, or -1 with errno set
+ * (ENAMETOOLONG when the name does not fit; nothing is left behind). */
+int kiln_tmpfile_beside(const char *path, unsigned mode, char *tmp, size_t tmplen);
+
 /* base64url without padding (RFC 4648 §5). encode writes a NUL-terminated
  * string and returns its length, or -1 when out is too small. decode returns
  * the number of bytes written, or -1 on a bad character, bad length or
