@@ -82,15 +82,14 @@ int api_id_param(struct kiln_req *req, const char *name, int64_t *id);
  * query, or NULL after writing 400. */
 const struct kiln_query *api_query(struct kiln_req *req);
 
-/* "limit": 1..API_LIMIT_MAX, default API_LIMIT_DEFAULT. Returns 0, or -1
- * after recording a field error in errs. */
-int api_limit(const struct kiln_query *q, int64_t *limit, struct kiln_field_errors *errs);
-
-/* "cursor" of scope: *have 0 when absent; else keys decoded (n of them).
- * Returns 0, or -1 after recording a field error ("cursor": "is invalid or
- * belongs to another query"). */
-int api_cursor(const struct kiln_query *q, const char *scope, int64_t *keys, int n, int *have,
-               struct kiln_field_errors *errs);
+/* The paging parameters of a keyset list, once its filters were read (their
+ * errors in errs, scope built from them): "limit" 1..API_LIMIT_MAX (default
+ * API_LIMIT_DEFAULT) and "cursor", whose key replaces *after (left as is
+ * without a cursor; not read when the filters had errors, as the scope is
+ * then meaningless). Returns 0, or -1 after writing 422 with every field
+ * error (e.g. "cursor": "is invalid or belongs to another query"). */
+int api_page_params(struct kiln_req *req, const struct kiln_query *q, const char *scope,
+                    int64_t *limit, int64_t *after, struct kiln_field_errors *errs);
 
 /* Append ,"next_cursor":"..." (or null when last is 0) to b. */
 void api_next_cursor(struct kiln_buf *b, const char *scope, const int64_t *keys, int n, int last);

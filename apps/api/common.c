@@ -121,31 +121,22 @@ const struct kiln_query *api_query(struct kiln_req *req)
 	return NULL;
 }
 
-int api_limit(const struct kiln_query *q, int64_t *limit, struct kiln_field_errors *errs)
+int api_page_params(struct kiln_req *req, const struct kiln_query *q, const char *scope,
+                    int64_t *limit, int64_t *after, struct kiln_field_errors *errs)
 {
-	const char *v = kiln_query_get(q, "limit");
+	const char *v = kiln_query_get(q, "limit"), *cursor = kiln_query_get(q, "cursor");
+	int filters_ok = errs->n == 0;
 
 	*limit = API_LIMIT_DEFAULT;
-	if (v == NULL || kiln_parse_int(v, 1, API_LIMIT_MAX, limit) == 0)
-		return 0;
-	kiln_field_error_add(errs, "limit", "must be an integer from 1 to 100");
-	return -1;
-}
-
-int api_cursor(const struct kiln_query *q, const char *scope, int64_t *keys, int n, int *have,
-               struct kiln_field_errors *errs)
-{
-	const char *v = kiln_query_get(q, "cursor");
-
-	*have = 0;
-	if (v == NULL)
-		return 0;
-	if (kiln_cursor_decode(&api.cursor, scope, v, keys, n) < 0) {
+	if (v != NULL && kiln_parse_int(v, 1, API_LIMIT_MAX, limit) < 0)
+		kiln_field_error_add(errs, "limit", "must be an integer from 1 to 100");
+	if (filters_ok && cursor != NULL &&
+	    kiln_cursor_decode(&api.cursor, scope, cursor, after, 1) < 0)
 		kiln_field_error_add(errs, "cursor", "is invalid or belongs to another query");
-		return -1;
-	}
-	*have = 1;
-	return 0;
+	if (errs->n == 0)
+		return 0;
+	kiln_problem(req, 422, "the query has invalid parameters", errs);
+	return -1;
 }
 
 void api_next_cursor(struct kiln_buf *b, const char *scope, const int64_t *keys, int n, int last)

@@ -332,16 +332,14 @@ int api_exercises_list(struct kiln_req *req)
 	char after[24], lim[24];
 	const char *p[5] = {after, lim};
 	int64_t limit, last = 0;
-	int have, mask = 0, n = 2;
+	int mask = 0, n = 2;
 	PGresult *res;
 
 	if (q == NULL)
 		return 0;
-	if (api_validate_list(q, &f, &errs) == 0)
-		api_cursor(q, f.scope, &last, 1, &have, &errs);
-	api_limit(q, &limit, &errs);
-	if (errs.n > 0)
-		return kiln_problem(req, 422, "the query has invalid parameters", &errs);
+	api_validate_list(q, &f, &errs);
+	if (api_page_params(req, q, f.scope, &limit, &last, &errs) < 0)
+		return 0;
 	snprintf(after, sizeof(after), "%lld", (long long)last);
 	snprintf(lim, sizeof(lim), "%lld", (long long)limit + 1);
 	if (f.category) {

@@ -197,7 +197,6 @@ static int notifications_query(struct kiln_req *req, int64_t user_id, int *unrea
 	const struct kiln_query *q = api_query(req);
 	struct kiln_field_errors errs = {0};
 	const char *v;
-	int have;
 
 	if (q == NULL)
 		return -1;
@@ -207,15 +206,9 @@ static int notifications_query(struct kiln_req *req, int64_t user_id, int *unrea
 		*unread = 1;
 	else if (v && strcmp(v, "false") != 0)
 		kiln_field_error_add(&errs, "unread", "must be true or false");
-	api_limit(q, limit, &errs);
 	snprintf(scope, scopelen, "ntf|%lld|%s", (long long)user_id, *unread ? "unread" : "all");
 	*after = INT64_MAX;
-	if (errs.n == 0)
-		api_cursor(q, scope, after, 1, &have, &errs);
-	if (errs.n == 0)
-		return 0;
-	kiln_problem(req, 422, "the query has invalid parameters", &errs);
-	return -1;
+	return api_page_params(req, q, scope, limit, after, &errs);
 }
 
 /* Row r of a sql_notifications result; payload is jsonb text from

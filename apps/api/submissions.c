@@ -282,7 +282,6 @@ static int sub_mine_query(struct kiln_req *req, int64_t user_id, char eid[24], i
 	struct kiln_field_errors errs = {0};
 	const char *v;
 	int64_t e = 0;
-	int have;
 
 	if (q == NULL)
 		return -1;
@@ -292,15 +291,9 @@ static int sub_mine_query(struct kiln_req *req, int64_t user_id, char eid[24], i
 		kiln_field_error_add(&errs, "exercise_id", "must be a positive integer");
 	else if (v)
 		snprintf(eid, 24, "%lld", (long long)e);
-	api_limit(q, limit, &errs);
 	snprintf(scope, scopelen, "sub|%lld|%s", (long long)user_id, eid[0] ? eid : "-");
 	*after = INT64_MAX;
-	if (errs.n == 0)
-		api_cursor(q, scope, after, 1, &have, &errs);
-	if (errs.n == 0)
-		return 0;
-	kiln_problem(req, 422, "the query has invalid parameters", &errs);
-	return -1;
+	return api_page_params(req, q, scope, limit, after, &errs);
 }
 
 int api_my_submissions(struct kiln_req *req)
