@@ -162,7 +162,8 @@ static int change_password(struct kiln_req *req, struct kiln_jwt_claims *c, cons
 	}
 	PQclear(res);
 	if ((c->sv = auth_revoke_all(req, c->sub)) < 0 ||
-	    (res = kiln_req_sql(req, kiln_server_db(), "pw_keep", sql_keep_session, 2, p2)) == NULL) {
+	    (res = kiln_req_sql(req, kiln_server_db(), "pw_keep", sql_keep_session, 2, p2)) ==
+	        NULL) {
 		kiln_req_rollback(kiln_server_db());
 		return 0;
 	}

@@ -258,7 +258,8 @@ static const char *regex_quantify(struct regex_scan *sc, long count, int unbound
 	 * glibc's matcher track exponentially many state sets. Bounded ones
 	 * ("([0-9]{1,3}\.){3}") are costed as copies above. */
 	if (sc->last_rep && unbounded)
-		return "repeats a group that itself repeats (like (a+)*), which can take exponential "
+		return "repeats a group that itself repeats (like (a+)*), which can take "
+		       "exponential "
 		       "time";
 	sc->quantified = 1;
 	sc->rep[sc->d] = 1;

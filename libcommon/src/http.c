@@ -554,7 +554,8 @@ int kiln_cors_apply(struct kiln_req *req, const char *origins, const char *allow
 		return 0;
 	method = kiln_req_header(req, "Access-Control-Request-Method");
 	if (strcmp(req->method, "OPTIONS") == 0 && method != NULL) {
-		kiln_resp_header(req, "Access-Control-Allow-Methods", allow && allow[0] ? allow : "GET");
+		kiln_resp_header(req, "Access-Control-Allow-Methods",
+		                 allow && allow[0] ? allow : "GET");
 		kiln_resp_header(req, "Access-Control-Allow-Headers",
 		                 "Authorization, Content-Type, If-Match, If-None-Match, "
 		                 "Idempotency-Key, X-Request-ID");

@@ -214,9 +214,8 @@ static void test_regex_nested_intervals_refused(void **state)
 	assert_int_equal(grade(KILN_ANSWER_REGEX, "((a{0,100}){0,100}){0,100}", 0, "a"), -1);
 	assert_non_null(strstr(why, "too costly"));
 	assert_int_equal(grade(KILN_ANSWER_REGEX, "(a{1,255}){1,255}", 0, "a"), -1);
-	assert_int_equal(grade(KILN_ANSWER_REGEX, "(((((((((a{2}){2}){2}){2}){2}){2}){2}){2}){2})", 0,
-	                       "a"),
-	                 -1);
+	assert_int_equal(
+	    grade(KILN_ANSWER_REGEX, "(((((((((a{2}){2}){2}){2}){2}){2}){2}){2}){2})", 0, "a"), -1);
 	assert_string_equal(why, "is too costly to match (it repeats too much)");
 	/* glibc reads "{,n}" as "{0,n}" (found by fuzz_answer: all memory). */
 	assert_int_equal(grade(KILN_ANSWER_REGEX, "[0-9]{,30011}", 0, "1"), -1);
@@ -254,8 +253,8 @@ static void test_regex_stacked_quantifiers_refused(void **state)
  * bound. */
 static void test_regex_unbounded_nested_repetition_refused(void **state)
 {
-	static const char *const nested[] = {"(a*)*", "(ab+)+", "((a{0}){0,100}){0,}",
-	                                      "(x(a?)y)*", "((a)+b){2,}"};
+	static const char *const nested[] = {"(a*)*", "(ab+)+", "((a{0}){0,100}){0,}", "(x(a?)y)*",
+	                                     "((a)+b){2,}"};
 	size_t i;
 
 	(void)state;

@@ -549,8 +549,8 @@ static void test_cors_allows_only_listed_origins(void **state)
 
 	assert_int_equal(kiln_req_init(req, get_ok, NULL, NULL, 0), 0);
 	assert_int_equal(kiln_cors_apply(req, origins, NULL), 1);
-	assert_non_null(strstr(req->resp.headers.data,
-	                       "Access-Control-Allow-Origin: https://app.example\r\n"));
+	assert_non_null(
+	    strstr(req->resp.headers.data, "Access-Control-Allow-Origin: https://app.example\r\n"));
 	assert_non_null(strstr(req->resp.headers.data, "Vary: Origin\r\n"));
 	assert_non_null(strstr(req->resp.headers.data, "Access-Control-Expose-Headers: ETag"));
 	assert_null(strstr(req->resp.headers.data, "Access-Control-Allow-Methods"));

@@ -43,7 +43,7 @@ const char *kiln_answer_rule_check(int kind, const char *rule, char *why, size_t
  * tolerance is used by numeric only. Returns 1 correct, 0 incorrect, -1
  * when the rule cannot be applied (invalid rule: why says so). An answer
  * longer than KILN_ANSWER_MAX is incorrect. */
-int kiln_answer_grade(int kind, const char *rule, double tolerance, const char *answer,
-                      size_t len, char *why, size_t whylen);
+int kiln_answer_grade(int kind, const char *rule, double tolerance, const char *answer, size_t len,
+                      char *why, size_t whylen);
 
 #endif

@@ -11,13 +11,13 @@
 
 /* [server] and [server.<app>]: the prefork master of a FastCGI app. */
 struct kiln_cfg_server {
-	int64_t workers;                /* 0 = 2 x cores */
-	int64_t max_requests;           /* recycle a worker after this many; 0 = never */
-	int64_t request_timeout_ms;     /* kill a worker whose request runs longer */
-	int64_t shutdown_timeout_ms;    /* SIGTERM drain bound */
-	int64_t max_body;               /* bytes; larger request bodies get 413 */
-	int64_t backlog;                /* listen(2) backlog for --listen sockets */
-	char run_dir[KILN_CFG_STR_MAX]; /* scoreboards: <run_dir>/<app>.stats */
+	int64_t workers;                     /* 0 = 2 x cores */
+	int64_t max_requests;                /* recycle a worker after this many; 0 = never */
+	int64_t request_timeout_ms;          /* kill a worker whose request runs longer */
+	int64_t shutdown_timeout_ms;         /* SIGTERM drain bound */
+	int64_t max_body;                    /* bytes; larger request bodies get 413 */
+	int64_t backlog;                     /* listen(2) backlog for --listen sockets */
+	char run_dir[KILN_CFG_STR_MAX];      /* scoreboards: <run_dir>/<app>.stats */
 	char cors_origins[KILN_CFG_STR_MAX]; /* space-separated origins; "" = no CORS */
 };
 
@@ -31,8 +31,8 @@ struct kiln_cfg_log {
 
 /* [database] */
 struct kiln_cfg_database {
-	char url[KILN_CFG_STR_MAX];      /* libpq conninfo or URI */
-	char password[KILN_CFG_STR_MAX]; /* secret; also password_file */
+	char url[KILN_CFG_STR_MAX];         /* libpq conninfo or URI */
+	char password[KILN_CFG_STR_MAX];    /* secret; also password_file */
 	char replica_url[KILN_CFG_STR_MAX]; /* "" = none; GETs of public data go there */
 	int64_t connect_timeout_ms;
 	int64_t statement_timeout_ms;

@@ -35,17 +35,20 @@ int main(int argc, char **argv)
 
 		r = PQexecPrepared(db, "get", 1, v, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-			n = snprintf(body, sizeof(body),
-			             "{\"id\":%s,\"slug\":\"%s\",\"title\":\"%s\",\"category\":\"%s\","
-			             "\"difficulty\":%s,\"points\":%s,\"body\":\"%s\",\"answer_kind\":\"%s\","
-			             "\"choices\":%s,\"published\":%s,\"created_by\":%s,\"created_at\":\"%s\","
-			             "\"updated_at\":\"%s\",\"version\":%s}",
-			             PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
-			             PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
-			             PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7),
-			             PQgetisnull(r, 0, 8) ? "null" : PQgetvalue(r, 0, 8),
-			             *PQgetvalue(r, 0, 9) == 't' ? "true" : "false", PQgetvalue(r, 0, 10),
-			             PQgetvalue(r, 0, 11), PQgetvalue(r, 0, 12), PQgetvalue(r, 0, 13));
+			n = snprintf(
+			    body, sizeof(body),
+			    "{\"id\":%s,\"slug\":\"%s\",\"title\":\"%s\",\"category\":\"%s\","
+			    "\"difficulty\":%s,\"points\":%s,\"body\":\"%s\",\"answer_kind\":\"%"
+			    "s\","
+			    "\"choices\":%s,\"published\":%s,\"created_by\":%s,\"created_at\":\"%"
+			    "s\","
+			    "\"updated_at\":\"%s\",\"version\":%s}",
+			    PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
+			    PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
+			    PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7),
+			    PQgetisnull(r, 0, 8) ? "null" : PQgetvalue(r, 0, 8),
+			    *PQgetvalue(r, 0, 9) == 't' ? "true" : "false", PQgetvalue(r, 0, 10),
+			    PQgetvalue(r, 0, 11), PQgetvalue(r, 0, 12), PQgetvalue(r, 0, 13));
 		PQclear(r);
 		if (n <= 0 || n >= (int)sizeof(body))
 			FCGX_FPrintF(req.out, "Status: 404 Not Found\r\nContent-Length: 0\r\n\r\n");
