@@ -46,6 +46,9 @@
 #include <libpq-fe.h>
 
 #include "kiln/config.h"
+#include "kiln/db.h"
+#include "kiln/mc.h"
+#include "kiln/redis.h"
 #include "kiln/util.h"
 
 /* Not every test uses every helper. */
@@ -443,6 +446,41 @@ SRV_FN void srv_mc_cfg(struct kiln_cfg_memcached *cfg)
 	kiln_strlcpy(cfg->servers, SRV.mc_sock, sizeof(cfg->servers));
 	cfg->connect_timeout_ms = 200;
 	cfg->command_timeout_ms = 200;
+}
+
+/* Handles for those configurations; a handle that cannot even be created
+ * (out of memory) ends the test. */
+SRV_FN void *srv_handle(void *h, const char *what)
+{
+	if (h == NULL) {
+		fprintf(stderr, "servers: cannot create a %s handle\n", what);
+		abort();
+	}
+	return h;
+}
+
+SRV_FN struct kiln_db *srv_db_new(void)
+{
+	struct kiln_cfg_database cfg;
+
+	srv_db_cfg(&cfg);
+	return srv_handle(kiln_db_new(&cfg), "PostgreSQL");
+}
+
+SRV_FN struct kiln_redis *srv_redis_new(void)
+{
+	struct kiln_cfg_redis cfg;
+
+	srv_redis_cfg(&cfg);
+	return srv_handle(kiln_redis_new(&cfg), "Redis");
+}
+
+SRV_FN struct kiln_mc *srv_mc_new(void)
+{
+	struct kiln_cfg_memcached cfg;
+
+	srv_mc_cfg(&cfg);
+	return srv_handle(kiln_mc_new(&cfg), "memcached");
 }
 
 #endif

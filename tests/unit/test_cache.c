@@ -17,28 +17,6 @@ static struct {
 	struct kiln_redis *r;
 } T;
 
-static struct kiln_mc *new_mc(void)
-{
-	struct kiln_cfg_memcached cfg;
-	struct kiln_mc *mc;
-
-	srv_mc_cfg(&cfg);
-	mc = kiln_mc_new(&cfg);
-	assert_non_null(mc);
-	return mc;
-}
-
-static struct kiln_redis *new_redis(void)
-{
-	struct kiln_cfg_redis cfg;
-	struct kiln_redis *r;
-
-	srv_redis_cfg(&cfg);
-	r = kiln_redis_new(&cfg);
-	assert_non_null(r);
-	return r;
-}
-
 static void redis_ok(const char *fmt, const char *arg)
 {
 	char err[256] = "";
@@ -67,8 +45,8 @@ static int group_setup(void **state)
 		group_teardown(NULL);
 		return -1;
 	}
-	T.mc = new_mc();
-	T.r = new_redis();
+	T.mc = srv_mc_new();
+	T.r = srv_redis_new();
 	return 0;
 }
 
@@ -82,14 +60,14 @@ static int restart_servers(void **state)
 		T.mc = NULL;
 		if (srv_start(SRV_MC) < 0)
 			return -1;
-		T.mc = new_mc();
+		T.mc = srv_mc_new();
 	}
 	if (SRV.pid[SRV_REDIS] <= 0) {
 		kiln_redis_free(T.r);
 		T.r = NULL;
 		if (srv_start(SRV_REDIS) < 0)
 			return -1;
-		T.r = new_redis();
+		T.r = srv_redis_new();
 	}
 	return 0;
 }
@@ -364,7 +342,7 @@ static void test_caching_off_always_misses(void **state)
 
 static void test_memcached_down_is_a_miss(void **state)
 {
-	struct kiln_mc *mc = new_mc();
+	struct kiln_mc *mc = srv_mc_new();
 	struct kiln_cache c;
 	char *v = NULL;
 	size_t len = 0;

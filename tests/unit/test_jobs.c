@@ -29,17 +29,6 @@ static PGconn *raw_conn(void)
 	return PQconnectdb(SRV.pg_conninfo);
 }
 
-static struct kiln_db *new_db(void)
-{
-	struct kiln_cfg_database cfg;
-	struct kiln_db *db;
-
-	srv_db_cfg(&cfg);
-	db = kiln_db_new(&cfg);
-	assert_non_null(db);
-	return db;
-}
-
 static int group_teardown(void **state)
 {
 	(void)state;
@@ -58,7 +47,7 @@ static int group_setup(void **state)
 		group_teardown(NULL);
 		return -1;
 	}
-	E.q = new_db();
+	E.q = srv_db_new();
 	fprintf(stderr, "test_jobs: postgres up in %lld ms\n", (long long)(kiln_now_ms() - t0));
 	return 0;
 }
@@ -227,7 +216,7 @@ static void test_backoff_values(void **state)
 static void test_enqueue_follows_caller_transaction(void **state)
 {
 	const struct kiln_job_opts o = {.queue = "mail", .request_id = "req-1"};
-	struct kiln_db *db = new_db();
+	struct kiln_db *db = srv_db_new();
 	PGconn *l = raw_conn();
 	PGnotify *n;
 	int64_t id;
@@ -408,7 +397,7 @@ static void mark_seen(int *seen, int64_t id)
 static void test_fetch_skip_locked_never_claims_twice(void **state)
 {
 	const struct kiln_job_opts o = {.queue = "bulk"};
-	struct racer r[2] = {{.db = new_db()}, {.db = new_db()}};
+	struct racer r[2] = {{.db = srv_db_new()}, {.db = srv_db_new()}};
 	struct kiln_job a[30], b[30];
 	int seen[BULK_JOBS + 1] = {0}, i, j;
 	pthread_t t[2];

@@ -24,17 +24,6 @@ struct want {
 	int64_t user_id, points;
 };
 
-static struct kiln_redis *new_redis(void)
-{
-	struct kiln_cfg_redis cfg;
-	struct kiln_redis *r;
-
-	srv_redis_cfg(&cfg);
-	r = kiln_redis_new(&cfg);
-	assert_non_null(r);
-	return r;
-}
-
 /* A database handle that can never connect: PostgreSQL "down". */
 static struct kiln_db *db_nowhere(void)
 {
@@ -216,7 +205,7 @@ static int group_setup(void **state)
 	}
 	srv_db_cfg(&cfg);
 	T.db = kiln_db_new(&cfg);
-	T.r = new_redis();
+	T.r = srv_redis_new();
 	return T.db && T.r ? 0 : -1;
 }
 
@@ -231,7 +220,7 @@ static int restart_redis(void **state)
 	T.r = NULL;
 	if (srv_start(SRV_REDIS) < 0)
 		return -1;
-	T.r = new_redis();
+	T.r = srv_redis_new();
 	return 0;
 }
 
