@@ -10,8 +10,6 @@
 #include "kiln/config.h"
 #include "kiln/stats.h"
 
-#define METRICS_MAX_BOARDS 32
-
 struct kiln_req;
 
 /* Scoreboard counters of kiln-metrics, in the order of metrics_counter_names. */
@@ -21,29 +19,10 @@ enum metrics_counter {
 extern const char *const metrics_counter_names[];
 void metrics_count(enum metrics_counter c);
 
-/* The scoreboards of the programs running now, sorted by app. */
-struct metrics_boards {
-	struct kiln_stats st[METRICS_MAX_BOARDS];
-	const struct kiln_stats *sorted[METRICS_MAX_BOARDS];
-	size_t n;
-};
-
-/* Map every <run_dir>/<app>.stats whose master is alive, one per app. A file
- * that vanished meanwhile is skipped; one that cannot be read (not a
- * scoreboard of this version, no permission) is skipped, logged and
- * counted as a scrape error. Returns 0, or -1 when run_dir cannot be read
- * (counted and logged too). */
-int metrics_boards_open(struct metrics_boards *b, const char *run_dir);
-void metrics_boards_close(struct metrics_boards *b);
-
-/* Does pid name a process that has not exited? A zombie has: a stopped
- * master reparented to an init that reaps late still answers kill(pid, 0). */
-int metrics_process_alive(pid_t pid);
-
 /* process_cpu_seconds_total, process_resident_memory_bytes,
  * process_open_fds, process_start_time_seconds, each {app}: the master of
  * each board plus its live workers, from /proc. Returns 0, or -1 on OOM. */
-int metrics_process_render(const struct metrics_boards *b, struct kiln_buf *out);
+int metrics_process_render(const struct kiln_stats_boards *b, struct kiln_buf *out);
 
 /* Bring the job-queue figures up to date when they are older than
  * [metrics] cache. Returns 0, or -1 when PostgreSQL could not give them

@@ -36,39 +36,6 @@ struct proc_sum {
 	double start_seconds;
 };
 
-/* The fields of /proc/<pid>/stat after the command, which may hold spaces
- * and parentheses: the text after its last ") ", starting with field 3,
- * the state. Returns it (inside buf), or NULL when the process is gone. */
-static const char *proc_stat_fields(pid_t pid, char *buf, size_t len)
-{
-	char path[64], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n <= 0)
-		return NULL;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] ? p + 2 : NULL;
-}
-
-int metrics_process_alive(pid_t pid)
-{
-	const char *f;
-	char buf[1024];
-
-	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
-		return 0;
-	f = proc_stat_fields(pid, buf, sizeof(buf));
-	return f && *f != 'Z' && *f != 'X';
-}
-
 /* Fields 4 (ppid) to 24 of /proc/<pid>/stat: 14 utime, 15 stime, 16 cutime,
  * 17 cstime, 22 starttime, 24 rss. Returns 0, or -1 when the process is gone. */
 static int proc_read_stat(pid_t pid, struct proc_stat *ps)
@@ -78,7 +45,7 @@ static int proc_read_stat(pid_t pid, struct proc_stat *ps)
 	char buf[1024], *end;
 	int i;
 
-	p = proc_stat_fields(pid, buf, sizeof(buf));
+	p = kiln_proc_stat_fields(pid, buf, sizeof(buf));
 	if (p == NULL)
 		return -1;
 	p++; /* past the one-letter state */
@@ -206,11 +173,11 @@ static const struct proc_family {
      offsetof(struct proc_sum, start_seconds)},
 };
 
-int metrics_process_render(const struct metrics_boards *b, struct kiln_buf *out)
+int metrics_process_render(const struct kiln_stats_boards *b, struct kiln_buf *out)
 {
 	double tck = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
 	double boot = proc_boot_time();
-	struct proc_sum sums[METRICS_MAX_BOARDS];
+	struct proc_sum sums[KILN_STATS_MAX_BOARDS];
 	const char *labels[3] = {"app", NULL, NULL};
 	char app[sizeof(b->st[0].hdr->app) + 1];
 	size_t f, i;

@@ -9,7 +9,7 @@
 #define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 static struct kiln_buf body;         /* reused: no allocation per scrape once grown */
-static struct metrics_boards boards; /* mapped and unmapped per scrape */
+static struct kiln_stats_boards boards; /* mapped and unmapped per scrape */
 
 static int unauthorized(struct kiln_req *req)
 {
@@ -20,17 +20,20 @@ static int unauthorized(struct kiln_req *req)
 /* Render everything into body. Returns 0, or -1 when out of memory. */
 static int scrape(const struct kiln_config *cfg)
 {
-	int rc;
+	int rc, skipped;
 
 	kiln_buf_reset(&body);
 	/* First the job queue: a failure there is counted in our own
 	 * scoreboard before it is read, so this scrape already shows it. */
 	metrics_jobs_update(cfg);
-	metrics_boards_open(&boards, cfg->server.run_dir);
+	/* Each file left out (logged) is a scrape error; the rest still render. */
+	for (skipped = kiln_stats_boards_open(&boards, cfg->server.run_dir); skipped != 0;
+	     skipped -= skipped > 0 ? 1 : -1)
+		metrics_count(C_SCRAPE_ERRORS);
 	rc = kiln_stats_render(boards.sorted, boards.n, &body);
 	if (rc == 0)
 		rc = metrics_process_render(&boards, &body);
-	metrics_boards_close(&boards);
+	kiln_stats_boards_close(&boards);
 	if (rc == 0)
 		rc = metrics_jobs_render(&body);
 	return rc;

@@ -1,6 +1,7 @@
 /* util: bounded parsers, clocks, small file reading. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,36 @@ size_t kiln_strlcpy(char *dst, const char *src, size_t dstlen)
 		dst[c] = '\0';
 	}
 	return n;
+}
+
+const char *kiln_proc_stat_fields(int pid, char *buf, size_t len)
+{
+	char path[64], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] ? p + 2 : NULL;
+}
+
+int kiln_pid_alive(int pid)
+{
+	const char *f;
+	char buf[1024];
+
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
+		return 0;
+	f = kiln_proc_stat_fields(pid, buf, sizeof(buf));
+	return f && *f != 'Z' && *f != 'X';
 }
 
 char *kiln_read_file(const char *path, size_t max, size_t *len_out)

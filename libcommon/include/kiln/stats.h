@@ -178,4 +178,26 @@ int kiln_stats_prom_family(struct kiln_buf *out, const char *name, const char *t
 int kiln_stats_prom_sample(struct kiln_buf *out, const char *name, const char *const *labels,
                            double value);
 
+/* ---------------------------------------------------------------- every board on the host */
+
+#define KILN_STATS_MAX_BOARDS 32
+
+/* The scoreboards of the programs running now (kiln-metrics, kiln-admin),
+ * mapped read-only, sorted by app. */
+struct kiln_stats_boards {
+	struct kiln_stats st[KILN_STATS_MAX_BOARDS];
+	const struct kiln_stats *sorted[KILN_STATS_MAX_BOARDS];
+	size_t n;
+};
+
+/* Map every <run_dir>/<app>.stats whose master is alive, one per app. A
+ * file that vanished meanwhile is skipped; one that cannot be read (not a
+ * scoreboard of this version, no permission) or repeats an app is skipped
+ * and logged. Mapping afresh each time costs a few page faults and needs no
+ * bookkeeping: a program that restarted has renamed a new file over its old
+ * one. Returns the number of files skipped with a warning (0 when all went
+ * well), or -1 when run_dir cannot be read (logged). */
+int kiln_stats_boards_open(struct kiln_stats_boards *b, const char *run_dir);
+void kiln_stats_boards_close(struct kiln_stats_boards *b);
+
 #endif

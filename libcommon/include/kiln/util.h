@@ -46,6 +46,15 @@ char *kiln_rfc3339(int64_t wall_ms, char *out, size_t outlen);
  * Returns strlen(src); a result >= dstlen means it was truncated. */
 size_t kiln_strlcpy(char *dst, const char *src, size_t dstlen);
 
+/* The fields of /proc/<pid>/stat after the command (which may hold spaces
+ * and parentheses): the text after its last ") ", starting with field 3, the
+ * state. Returns it (inside buf), or NULL when the process is gone. */
+const char *kiln_proc_stat_fields(int pid, char *buf, size_t len);
+
+/* Does pid name a process that has not exited? A zombie has: a stopped
+ * master reparented to an init that reaps late still answers kill(pid, 0). */
+int kiln_pid_alive(int pid);
+
 /* Read a whole small file (at most max bytes) into a new NUL-terminated string;
  * trailing newlines are stripped. Returns the string (free it), or NULL with
  * errno set (EFBIG when larger than max). */

@@ -1,16 +1,15 @@
-/* The scoreboards in [server] run_dir, mapped read-only for one scrape.
- * Mapping them afresh each time costs a few page faults and needs no
- * bookkeeping: a program that restarted has renamed a new file over its old
- * one, and the next scrape simply maps the new one. */
+/* boards: every program's scoreboard in a run_dir, mapped read-only for one
+ * look (a scrape, a dashboard refresh). See kiln/stats.h. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kiln/config.h"
 #include "kiln/log.h"
+#include "kiln/stats.h"
 #include "kiln/util.h"
-#include "metrics.h"
 
 #define STATS_SUFFIX ".stats"
 
@@ -27,8 +26,8 @@ static int boards_same_app(const struct kiln_stats *a, const struct kiln_stats *
 }
 
 /* Map one file into the next free entry. Returns 0 (taken or skipped), or
- * -1 after counting a file that should have been readable. */
-static int boards_add(struct metrics_boards *b, const char *dir, const char *name)
+ * -1 after logging a file that should have been readable. */
+static int boards_add(struct kiln_stats_boards *b, const char *dir, const char *name)
 {
 	struct kiln_stats *st = &b->st[b->n];
 	char path[KILN_CFG_STR_MAX + 300];
@@ -41,11 +40,10 @@ static int boards_add(struct metrics_boards *b, const char *dir, const char *nam
 			return 0;
 		kiln_warn("cannot read scoreboard", "path=%s error=%s", path,
 		          errno == EINVAL ? "not a scoreboard of this version" : strerror(errno));
-		metrics_count(C_SCRAPE_ERRORS);
 		return -1;
 	}
 	/* A file left behind by a program that is gone describes nothing. */
-	if (!metrics_process_alive((pid_t)st->hdr->master_pid)) {
+	if (!kiln_pid_alive((pid_t)st->hdr->master_pid)) {
 		kiln_stats_close(st);
 		return 0;
 	}
@@ -53,7 +51,6 @@ static int boards_add(struct metrics_boards *b, const char *dir, const char *nam
 		if (boards_same_app(&b->st[i], st)) {
 			kiln_warn("two scoreboards of one program; using the first",
 			          "path=%s app=%.32s", path, st->hdr->app);
-			metrics_count(C_SCRAPE_ERRORS);
 			kiln_stats_close(st);
 			return -1;
 		}
@@ -70,9 +67,10 @@ static int boards_cmp(const void *a, const void *b)
 	return strncmp(x->hdr->app, y->hdr->app, sizeof(x->hdr->app));
 }
 
-int metrics_boards_open(struct metrics_boards *b, const char *run_dir)
+int kiln_stats_boards_open(struct kiln_stats_boards *b, const char *run_dir)
 {
 	struct dirent *e;
+	int skipped = 0;
 	DIR *d;
 	size_t i;
 
@@ -80,20 +78,19 @@ int metrics_boards_open(struct metrics_boards *b, const char *run_dir)
 	d = opendir(run_dir);
 	if (d == NULL) {
 		kiln_warn("cannot read run_dir", "path=%s error=%s", run_dir, strerror(errno));
-		metrics_count(C_SCRAPE_ERRORS);
 		return -1;
 	}
-	while ((e = readdir(d)) != NULL && b->n < METRICS_MAX_BOARDS)
-		if (boards_has_suffix(e->d_name))
-			boards_add(b, run_dir, e->d_name);
+	while ((e = readdir(d)) != NULL && b->n < KILN_STATS_MAX_BOARDS)
+		if (boards_has_suffix(e->d_name) && boards_add(b, run_dir, e->d_name) < 0)
+			skipped++;
 	closedir(d);
 	for (i = 0; i < b->n; i++)
 		b->sorted[i] = &b->st[i];
 	qsort(b->sorted, b->n, sizeof(b->sorted[0]), boards_cmp);
-	return 0;
+	return skipped;
 }
 
-void metrics_boards_close(struct metrics_boards *b)
+void kiln_stats_boards_close(struct kiln_stats_boards *b)
 {
 	size_t i;
 
