@@ -15,9 +15,7 @@
 #include "kiln/handler.h"
 #include "kiln/http.h"
 #include "kiln/jwt.h"
-
-#define API_LIMIT_DEFAULT 20
-#define API_LIMIT_MAX     100
+#include "kiln/page.h"
 
 struct api_ctx {
 	struct kiln_jwt_keys keys;
@@ -74,38 +72,15 @@ PGresult *api_read_sql(struct kiln_req *req, const char *name, const char *sql, 
 PGresult *api_sql(struct kiln_req *req, const char *name, const char *sql, int n,
                   const char *const *params);
 
-/* The {id} route parameter as a positive integer. Returns 0, or -1 after
- * writing 404 (not a valid id: no such resource). */
-int api_id_param(struct kiln_req *req, const char *name, int64_t *id);
-
-/* Parsed query string of req (kept until the next request). Returns the
- * query, or NULL after writing 400. */
-const struct kiln_query *api_query(struct kiln_req *req);
-
-/* The paging parameters of a keyset list, once its filters were read (their
- * errors in errs, scope built from them): "limit" 1..API_LIMIT_MAX (default
- * API_LIMIT_DEFAULT) and "cursor", whose key replaces *after (left as is
- * without a cursor; not read when the filters had errors, as the scope is
- * then meaningless). Returns 0, or -1 after writing 422 with every field
- * error (e.g. "cursor": "is invalid or belongs to another query"). */
+/* The paging parameters of a keyset list (kiln_page_params with the API's
+ * cursor key): "limit" and "cursor" once the filters were read (their
+ * errors in errs). Returns 0, or -1 after writing 422. */
 int api_page_params(struct kiln_req *req, const struct kiln_query *q, const char *scope,
                     int64_t *limit, int64_t *after, struct kiln_field_errors *errs);
 
-/* Append ,"next_cursor":"..." (or null when last is 0) to b. */
-void api_next_cursor(struct kiln_buf *b, const char *scope, const int64_t *keys, int n, int last);
-
-/* A keyset page into api.out: {"items":[row(each row)...],"next_cursor":...}
- * from res queried with LIMIT limit + 1 (at most limit rows shown; one more
- * means a next page), the cursor keyed on column 0 (the id) of the last row
- * shown. */
-typedef void (*api_row_fn)(struct kiln_buf *b, PGresult *res, int r);
+/* A keyset page into api.out (kiln_page_json with the API's cursor key). */
+typedef kiln_page_row_fn api_row_fn;
 void api_page_json(PGresult *res, int64_t limit, const char *scope, api_row_fn row);
-
-/* Column c of row r as int64 (0 when NULL or malformed). */
-int64_t api_int(PGresult *res, int r, int c);
-
-/* Append a JSON string value (with quotes) of column c, or null. */
-void api_json_col(struct kiln_buf *b, PGresult *res, int r, int c);
 
 /* Send api.out as a 200/201/... JSON response. Returns 0. */
 int api_send(struct kiln_req *req, int status);

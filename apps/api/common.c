@@ -6,6 +6,7 @@
 #include "kiln/db.h"
 #include "kiln/log.h"
 #include "kiln/mc.h"
+#include "kiln/page.h"
 #include "kiln/redis.h"
 #include "kiln/server.h"
 #include "kiln/util.h"
@@ -101,92 +102,15 @@ PGresult *api_sql(struct kiln_req *req, const char *name, const char *sql, int n
 	return kiln_req_sql(req, kiln_server_db(), name, sql, n, params);
 }
 
-int api_id_param(struct kiln_req *req, const char *name, int64_t *id)
-{
-	const char *v = kiln_req_param(req, name);
-
-	if (v && kiln_parse_int(v, 1, INT64_MAX, id) == 0)
-		return 0;
-	kiln_problem(req, 404, "no resource at this path", NULL);
-	return -1;
-}
-
-const struct kiln_query *api_query(struct kiln_req *req)
-{
-	static struct kiln_query q;
-
-	if (kiln_query_parse(&q, req->query) == 0)
-		return &q;
-	kiln_problem(req, 400, "the query string is malformed or too long", NULL);
-	return NULL;
-}
-
 int api_page_params(struct kiln_req *req, const struct kiln_query *q, const char *scope,
                     int64_t *limit, int64_t *after, struct kiln_field_errors *errs)
 {
-	const char *v = kiln_query_get(q, "limit"), *cursor = kiln_query_get(q, "cursor");
-	int filters_ok = errs->n == 0;
-
-	*limit = API_LIMIT_DEFAULT;
-	if (v != NULL && kiln_parse_int(v, 1, API_LIMIT_MAX, limit) < 0)
-		kiln_field_error_add(errs, "limit", "must be an integer from 1 to 100");
-	if (filters_ok && cursor != NULL &&
-	    kiln_cursor_decode(&api.cursor, scope, cursor, after, 1) < 0)
-		kiln_field_error_add(errs, "cursor", "is invalid or belongs to another query");
-	if (errs->n == 0)
-		return 0;
-	kiln_problem(req, 422, "the query has invalid parameters", errs);
-	return -1;
-}
-
-void api_next_cursor(struct kiln_buf *b, const char *scope, const int64_t *keys, int n, int last)
-{
-	char text[KILN_CURSOR_TEXT_MAX];
-
-	if (last || kiln_cursor_encode(&api.cursor, scope, keys, n, text, sizeof(text)) < 0) {
-		kiln_buf_adds(b, ",\"next_cursor\":null");
-		return;
-	}
-	kiln_buf_printf(b, ",\"next_cursor\":\"%s\"", text);
+	return kiln_page_params(req, &api.cursor, q, scope, limit, after, errs);
 }
 
 void api_page_json(PGresult *res, int64_t limit, const char *scope, api_row_fn row)
 {
-	int n = PQntuples(res), shown = n > limit ? (int)limit : n, r;
-	int64_t last = 0;
-
-	kiln_buf_reset(&api.out);
-	kiln_buf_adds(&api.out, "{\"items\":[");
-	for (r = 0; r < shown; r++) {
-		if (r)
-			kiln_buf_addc(&api.out, ',');
-		row(&api.out, res, r);
-	}
-	kiln_buf_addc(&api.out, ']');
-	if (shown > 0)
-		last = api_int(res, shown - 1, 0);
-	api_next_cursor(&api.out, scope, &last, 1, n <= limit);
-	kiln_buf_addc(&api.out, '}');
-}
-
-int64_t api_int(PGresult *res, int r, int c)
-{
-	int64_t v = 0;
-
-	if (!PQgetisnull(res, r, c))
-		kiln_parse_int(PQgetvalue(res, r, c), INT64_MIN, INT64_MAX, &v);
-	return v;
-}
-
-void api_json_col(struct kiln_buf *b, PGresult *res, int r, int c)
-{
-	if (PQgetisnull(res, r, c)) {
-		kiln_buf_adds(b, "null");
-		return;
-	}
-	kiln_buf_addc(b, '"');
-	kiln_buf_add_json_str(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
-	kiln_buf_addc(b, '"');
+	kiln_page_json(&api.out, &api.cursor, res, limit, scope, row);
 }
 
 int api_send(struct kiln_req *req, int status)

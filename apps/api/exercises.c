@@ -152,7 +152,7 @@ static void json_row(struct kiln_buf *b, PGresult *res, int r, const struct json
 		else if (cols[c].type == J_RAW)
 			kiln_buf_add(b, v, (size_t)PQgetlength(res, r, c));
 		else
-			api_json_col(b, res, r, c);
+			kiln_pg_json_str(b, res, r, c);
 	}
 	kiln_buf_addc(b, '}');
 }
@@ -273,7 +273,7 @@ static int exercise_get_public(struct kiln_req *req, int64_t id, const char *idt
 /* May c see the author representation of the exercise in res? */
 static int exercise_mine(PGresult *res, const struct kiln_jwt_claims *c)
 {
-	return strcmp(c->role, "admin") == 0 || api_int(res, 0, COL_CREATED_BY) == c->sub;
+	return strcmp(c->role, "admin") == 0 || kiln_pg_int(res, 0, COL_CREATED_BY) == c->sub;
 }
 
 /* A signed-in author or admin: the primary, uncached. Its author and admins
@@ -308,7 +308,7 @@ int api_exercise_get(struct kiln_req *req)
 	int64_t id;
 	int authed;
 
-	if (api_id_param(req, "id", &id) < 0 || (authed = api_auth_optional(req, &c)) < 0)
+	if (kiln_req_id_param(req, "id", &id) < 0 || (authed = api_auth_optional(req, &c)) < 0)
 		return 0;
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	/* Only the roles that can write exercises can be an exercise's author:
@@ -326,7 +326,7 @@ static void exercise_list_row(struct kiln_buf *b, PGresult *res, int r)
 
 int api_exercises_list(struct kiln_req *req)
 {
-	const struct kiln_query *q = api_query(req);
+	const struct kiln_query *q = kiln_req_query(req);
 	struct kiln_field_errors errs = {0};
 	struct api_list_filter f;
 	char after[24], lim[24];
@@ -437,8 +437,8 @@ static int exercise_send_author(struct kiln_req *req, PGresult *res, int status)
 	char etag[64];
 
 	exercise_json(res, 1, 0);
-	exercise_etag(etag, sizeof(etag), api_int(res, 0, COL_ID), PQgetvalue(res, 0, COL_VERSION),
-	              1);
+	exercise_etag(etag, sizeof(etag), kiln_pg_int(res, 0, COL_ID),
+	              PQgetvalue(res, 0, COL_VERSION), 1);
 	kiln_resp_header(req, "ETag", etag);
 	kiln_resp_header(req, "Cache-Control", "private, no-cache");
 	return api_send(req, status);
@@ -500,7 +500,7 @@ static PGresult *exercise_lock(struct kiln_req *req, const char *idtext,
 		else
 			kiln_problem(req, 404, "no such exercise", NULL);
 	} else {
-		id = api_int(res, 0, COL_ID);
+		id = kiln_pg_int(res, 0, COL_ID);
 		version = PQgetvalue(res, 0, COL_VERSION);
 		exercise_etag(mine_tag, sizeof(mine_tag), id, version, 1);
 		exercise_etag(public_tag, sizeof(public_tag), id, version, 0);
@@ -536,8 +536,8 @@ static int exercise_from_row(PGresult *res, struct api_exercise *ex, json_object
 	ex->slug = PQgetvalue(res, 0, COL_SLUG);
 	ex->title = PQgetvalue(res, 0, COL_TITLE);
 	ex->category = PQgetvalue(res, 0, COL_CATEGORY);
-	ex->difficulty = api_int(res, 0, COL_DIFFICULTY);
-	ex->points = api_int(res, 0, COL_POINTS);
+	ex->difficulty = kiln_pg_int(res, 0, COL_DIFFICULTY);
+	ex->points = kiln_pg_int(res, 0, COL_POINTS);
 	ex->body = PQgetvalue(res, 0, COL_BODY);
 	ex->kind = kiln_answer_kind_parse(PQgetvalue(res, 0, COL_KIND));
 	ex->answer = PQgetvalue(res, 0, COL_ANSWER);
@@ -593,7 +593,7 @@ int api_exercise_update(struct kiln_req *req)
 	int64_t id;
 	PGresult *res;
 
-	if (api_id_param(req, "id", &id) < 0 || exercise_write_begin(req, &c) < 0)
+	if (kiln_req_id_param(req, "id", &id) < 0 || exercise_write_begin(req, &c) < 0)
 		return 0;
 	if ((if_match = kiln_req_header(req, "If-Match")) == NULL)
 		return kiln_problem(req, 428, "send If-Match with the exercise's ETag", NULL);
@@ -628,7 +628,7 @@ int api_exercise_delete(struct kiln_req *req)
 	PGresult *res;
 	int published;
 
-	if (api_id_param(req, "id", &id) < 0 || exercise_write_begin(req, &c) < 0)
+	if (kiln_req_id_param(req, "id", &id) < 0 || exercise_write_begin(req, &c) < 0)
 		return 0;
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	if (kiln_req_begin(req, db) < 0)

@@ -47,9 +47,9 @@ static void progress_json(struct kiln_buf *b, PGresult *res)
 	kiln_buf_adds(b, "{\"categories\":[");
 	for (i = 0; i < PQntuples(res); i++) {
 		for (k = 0; k < 3; k++)
-			v[k] = api_int(res, i, k + 1);
+			v[k] = kiln_pg_int(res, i, k + 1);
 		kiln_buf_adds(b, i ? ",{\"category\":" : "{\"category\":");
-		api_json_col(b, res, i, 0);
+		kiln_pg_json_str(b, res, i, 0);
 		kiln_buf_printf(b, ",\"completed\":%lld,\"points\":%lld,\"attempts\":%lld}",
 		                (long long)v[0], (long long)v[1], (long long)v[2]);
 		completed += v[0], points += v[1], attempts += v[2];
@@ -143,7 +143,7 @@ static int leaderboard_row(PGresult *names, int64_t user_id)
 	int i;
 
 	for (i = 0; i < PQntuples(names); i++) {
-		if (api_int(names, i, 0) == user_id)
+		if (kiln_pg_int(names, i, 0) == user_id)
 			return i;
 	}
 	return -1;
@@ -151,7 +151,7 @@ static int leaderboard_row(PGresult *names, int64_t user_id)
 
 int api_leaderboard(struct kiln_req *req)
 {
-	const struct kiln_query *q = api_query(req);
+	const struct kiln_query *q = kiln_req_query(req);
 	struct kiln_leaderboard_entry top[LEADERBOARD_MAX];
 	struct kiln_field_errors errs = {0};
 	const char *v;
@@ -178,7 +178,7 @@ int api_leaderboard(struct kiln_req *req)
 			continue;
 		kiln_buf_printf(&api.out, "%s{\"rank\":%d,\"user_id\":%lld,\"display_name\":",
 		                rank ? "," : "", rank + 1, (long long)top[i].user_id);
-		api_json_col(&api.out, names, row, 1);
+		kiln_pg_json_str(&api.out, names, row, 1);
 		kiln_buf_printf(&api.out, ",\"points\":%lld}", (long long)top[i].points);
 		rank++;
 	}
@@ -194,7 +194,7 @@ int api_leaderboard(struct kiln_req *req)
 static int notifications_query(struct kiln_req *req, int64_t user_id, int *unread, int64_t *limit,
                                int64_t *after, char *scope, size_t scopelen)
 {
-	const struct kiln_query *q = api_query(req);
+	const struct kiln_query *q = kiln_req_query(req);
 	struct kiln_field_errors errs = {0};
 	const char *v;
 
@@ -215,14 +215,14 @@ static int notifications_query(struct kiln_req *req, int64_t user_id, int *unrea
  * PostgreSQL, valid JSON, so it goes out as is. */
 static void notification_json(struct kiln_buf *b, PGresult *res, int r)
 {
-	kiln_buf_printf(b, "{\"id\":%lld,\"kind\":", (long long)api_int(res, r, 0));
-	api_json_col(b, res, r, 1);
+	kiln_buf_printf(b, "{\"id\":%lld,\"kind\":", (long long)kiln_pg_int(res, r, 0));
+	kiln_pg_json_str(b, res, r, 1);
 	kiln_buf_adds(b, ",\"payload\":");
 	kiln_buf_add(b, PQgetvalue(res, r, 2), (size_t)PQgetlength(res, r, 2));
 	kiln_buf_adds(b, ",\"created_at\":");
-	api_json_col(b, res, r, 3);
+	kiln_pg_json_str(b, res, r, 3);
 	kiln_buf_adds(b, ",\"read_at\":");
-	api_json_col(b, res, r, 4);
+	kiln_pg_json_str(b, res, r, 4);
 	kiln_buf_addc(b, '}');
 }
 
@@ -260,7 +260,7 @@ int api_notification_read(struct kiln_req *req)
 	int64_t id;
 	int matched;
 
-	if (api_auth(req, &c) < 0 || api_writable(req) < 0 || api_id_param(req, "id", &id) < 0)
+	if (api_auth(req, &c) < 0 || api_writable(req) < 0 || kiln_req_id_param(req, "id", &id) < 0)
 		return 0;
 	snprintf(uid, sizeof(uid), "%lld", (long long)c.sub);
 	if ((res = api_sql(req, "api_me_read", sql_read, 2, p)) == NULL)

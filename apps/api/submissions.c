@@ -119,8 +119,8 @@ static int sub_replay(struct kiln_req *req, const char *uid, const char *key, co
 	}
 	if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
 		api_count(C_IDEMPOTENT_REPLAYS);
-		sub_accepted(req, PQgetvalue(res, 0, 0), api_int(res, 0, 1), PQgetvalue(res, 0, 2),
-		             1);
+		sub_accepted(req, PQgetvalue(res, 0, 0), kiln_pg_int(res, 0, 1),
+		             PQgetvalue(res, 0, 2), 1);
 	} else {
 		kiln_field_error_add(&errs, "Idempotency-Key",
 		                     "was already used with a different request");
@@ -180,7 +180,7 @@ static int sub_store(struct kiln_req *req, int64_t user_id, int64_t exercise_id,
 		PQclear(res);
 		return sub_replay(req, uid, key, hash);
 	}
-	sid = api_int(res, 0, 0);
+	sid = kiln_pg_int(res, 0, 0);
 	snprintf(id, sizeof(id), "%lld", (long long)sid);
 	kiln_strlcpy(submitted, PQgetvalue(res, 0, 1), sizeof(submitted));
 	PQclear(res);
@@ -206,8 +206,8 @@ int api_submission_create(struct kiln_req *req)
 	char hash[65];
 	int64_t eid;
 
-	if (api_auth(req, &c) < 0 || api_writable(req) < 0 || api_id_param(req, "id", &eid) < 0 ||
-	    kiln_input_begin(req, &in, fields) < 0)
+	if (api_auth(req, &c) < 0 || api_writable(req) < 0 ||
+	    kiln_req_id_param(req, "id", &eid) < 0 || kiln_input_begin(req, &in, fields) < 0)
 		return 0;
 	kiln_json_string(in.obj, "answer", 1, 1, KILN_ANSWER_MAX, &answer, &in.errs);
 	key = kiln_req_header(req, "Idempotency-Key");
@@ -230,21 +230,21 @@ out:
 static void sub_json(struct kiln_buf *b, PGresult *res, int r)
 {
 	kiln_buf_printf(b, "{\"id\":%lld,\"exercise_id\":%lld,\"user_id\":%lld,\"answer\":",
-	                (long long)api_int(res, r, 0), (long long)api_int(res, r, 1),
-	                (long long)api_int(res, r, 2));
-	api_json_col(b, res, r, 3);
+	                (long long)kiln_pg_int(res, r, 0), (long long)kiln_pg_int(res, r, 1),
+	                (long long)kiln_pg_int(res, r, 2));
+	kiln_pg_json_str(b, res, r, 3);
 	kiln_buf_adds(b, ",\"status\":");
-	api_json_col(b, res, r, 4);
+	kiln_pg_json_str(b, res, r, 4);
 	if (PQgetisnull(res, r, 5))
 		kiln_buf_adds(b, ",\"score\":null");
 	else
-		kiln_buf_printf(b, ",\"score\":%lld", (long long)api_int(res, r, 5));
+		kiln_buf_printf(b, ",\"score\":%lld", (long long)kiln_pg_int(res, r, 5));
 	kiln_buf_adds(b, ",\"feedback\":");
-	api_json_col(b, res, r, 6);
+	kiln_pg_json_str(b, res, r, 6);
 	kiln_buf_adds(b, ",\"submitted_at\":");
-	api_json_col(b, res, r, 7);
+	kiln_pg_json_str(b, res, r, 7);
 	kiln_buf_adds(b, ",\"graded_at\":");
-	api_json_col(b, res, r, 8);
+	kiln_pg_json_str(b, res, r, 8);
 	kiln_buf_addc(b, '}');
 }
 
@@ -255,12 +255,13 @@ int api_submission_get(struct kiln_req *req)
 	PGresult *res;
 	int64_t id;
 
-	if (api_auth(req, &c) < 0 || api_id_param(req, "id", &id) < 0)
+	if (api_auth(req, &c) < 0 || kiln_req_id_param(req, "id", &id) < 0)
 		return 0;
 	if ((res = api_sql(req, "api_sub_get", sql_get, 1, p)) == NULL)
 		return 0;
 	/* Someone else's submission is answered as if it did not exist. */
-	if (PQntuples(res) != 1 || (api_int(res, 0, 2) != c.sub && strcmp(c.role, "admin") != 0)) {
+	if (PQntuples(res) != 1 ||
+	    (kiln_pg_int(res, 0, 2) != c.sub && strcmp(c.role, "admin") != 0)) {
 		PQclear(res);
 		return kiln_problem(req, 404, "no such submission", NULL);
 	}
@@ -278,7 +279,7 @@ int api_submission_get(struct kiln_req *req)
 static int sub_mine_query(struct kiln_req *req, int64_t user_id, char eid[24], int64_t *limit,
                           int64_t *after, char *scope, size_t scopelen)
 {
-	const struct kiln_query *q = api_query(req);
+	const struct kiln_query *q = kiln_req_query(req);
 	struct kiln_field_errors errs = {0};
 	const char *v;
 	int64_t e = 0;

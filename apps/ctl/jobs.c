@@ -33,42 +33,22 @@ static const char sql_list[] =
     " coalesce(errors[array_upper(errors, 1)]->>'error', '')"
     " FROM jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)"
     " ORDER BY id DESC LIMIT $3::integer";
-static const char sql_state[] = "SELECT state FROM jobs WHERE id = $1::bigint";
-
-/* One state change: the statement, the states it applies to (for the
- * message when the job is in another one). */
+/* One state change (libcommon jobs): its name, what it is called when
+ * done, the state it ends in. */
 struct jobs_move {
 	const char *name;
-	const char *sql;
-	const char *from;
+	int (*move)(struct kiln_db *db, int64_t id, unsigned from, char *state, char *err,
+	            size_t errlen);
+	unsigned from;
 	const char *done; /* "retried" */
 	const char *to;   /* the state it ends in */
 };
 
-/* retry gives an exhausted job one more attempt (as River does), and wakes
- * the executors. */
 static const struct jobs_move jobs_moves[] = {
-    {"retry",
-     "WITH u AS (UPDATE jobs SET state = 'available', scheduled_at = now(), finalized_at = NULL,"
-     " max_attempts = greatest(max_attempts, attempt + 1)"
-     " WHERE id = $1::bigint AND state IN ('discarded', 'retryable', 'cancelled')"
-     " RETURNING id, queue)"
-     " SELECT id, pg_notify('" KILN_JOBS_CHANNEL "', queue) FROM u",
-     "discarded, retryable or cancelled", "retried", "available"},
-    {"discard",
-     "UPDATE jobs SET state = 'discarded', finalized_at = now(), heartbeat_at = NULL"
-     " WHERE id = $1::bigint AND state IN ('available', 'scheduled', 'running', 'retryable')"
-     " RETURNING id",
-     "available, scheduled, running or retryable", "discarded", "discarded"},
-    {"cancel",
-     "UPDATE jobs SET state = 'cancelled', finalized_at = now(), heartbeat_at = NULL"
-     " WHERE id = $1::bigint AND state IN ('available', 'scheduled', 'running', 'retryable')"
-     " RETURNING id",
-     "available, scheduled, running or retryable", "cancelled", "cancelled"},
+    {"retry", kiln_jobs_retry, KILN_JOBS_RETRY_FROM, "retried", "available"},
+    {"discard", kiln_jobs_discard, KILN_JOBS_STOP_FROM, "discarded", "discarded"},
+    {"cancel", kiln_jobs_cancel, KILN_JOBS_STOP_FROM, "cancelled", "cancelled"},
 };
-
-static const char *const jobs_states[] = {"available", "scheduled", "running",  "retryable",
-                                          "completed", "discarded", "cancelled"};
 
 /* Run one statement; a failure is printed. Returns the result when its
  * status is ok (PQclear it), else NULL. */
@@ -108,16 +88,6 @@ static int jobs_stats(struct kiln_db *db, int argc, char **argv)
 	return CTL_OK;
 }
 
-static int jobs_known_state(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < KILN_ARRAY_LEN(jobs_states); i++)
-		if (strcmp(jobs_states[i], s) == 0)
-			return 1;
-	return 0;
-}
-
 static void jobs_print_list(PGresult *r)
 {
 	int i;
@@ -146,7 +116,7 @@ static int jobs_list(struct kiln_db *db, int argc, char **argv)
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c == 's' && jobs_known_state(optarg))
+		if (c == 's' && kiln_job_state_parse(optarg) >= 0)
 			v[0] = optarg;
 		else if (c == 'q')
 			v[1] = optarg;
@@ -166,44 +136,28 @@ static int jobs_list(struct kiln_db *db, int argc, char **argv)
 
 /* ---------------------------------------------------------------- retry, discard, cancel */
 
-/* Why move m did not apply to job id: it does not exist, or its state is
- * not one m starts from. */
-static int jobs_move_refused(struct kiln_db *db, const struct jobs_move *m, const char *id)
-{
-	const char *v[1] = {id};
-	PGresult *r = jobs_exec(db, sql_state, 1, v);
-
-	if (r == NULL)
-		return CTL_FAIL;
-	if (PQntuples(r) == 0)
-		ctl_err("no job %s", id);
-	else
-		ctl_err("job %s is %s: only %s jobs can be %s", id, PQgetvalue(r, 0, 0), m->from,
-		        m->done);
-	PQclear(r);
-	return CTL_FAIL;
-}
-
 static int jobs_move(struct kiln_db *db, const struct jobs_move *m, int argc, char **argv)
 {
-	char usage[32];
-	const char *v[1];
+	char usage[32], state[KILN_JOB_STATE_MAX], from[96], err[512];
 	int64_t id;
-	PGresult *r;
-	int moved;
+	int rc;
 
 	snprintf(usage, sizeof(usage), "jobs %s ID", m->name);
 	if (argc != 2 || kiln_parse_int(argv[1], 1, INT64_MAX, &id) < 0)
 		return ctl_usage(usage);
-	v[0] = argv[1];
-	if ((r = jobs_exec(db, m->sql, 1, v)) == NULL)
-		return CTL_FAIL;
-	moved = PQntuples(r) == 1;
-	PQclear(r);
-	if (!moved)
-		return jobs_move_refused(db, m, argv[1]);
-	printf("job %s: %s\n", argv[1], m->to);
-	return CTL_OK;
+	rc = m->move(db, id, m->from, state, err, sizeof(err));
+	if (rc == 0) {
+		printf("job %s: %s\n", argv[1], m->to);
+		return CTL_OK;
+	}
+	if (rc == KILN_JOBS_NOT_FOUND)
+		ctl_err("no job %s", argv[1]);
+	else if (rc == KILN_JOBS_WRONG_STATE)
+		ctl_err("job %s is %s: only %s jobs can be %s", argv[1], state,
+		        kiln_jobs_states_text(m->from, from, sizeof(from)), m->done);
+	else
+		ctl_err("%s", err);
+	return CTL_FAIL;
 }
 
 /* ---------------------------------------------------------------- enqueue */

@@ -5,6 +5,7 @@
 #include "kiln/db.h"
 #include "kiln/handler.h"
 #include "kiln/log.h"
+#include "kiln/util.h"
 
 static int is_json(const char *ct)
 {
@@ -106,4 +107,62 @@ int kiln_req_commit(struct kiln_req *req, struct kiln_db *db)
 void kiln_req_rollback(struct kiln_db *db)
 {
 	simple(NULL, db, "ROLLBACK");
+}
+
+/* ---------------------------------------------------------------- parameters, columns */
+
+int kiln_req_id_param(struct kiln_req *req, const char *name, int64_t *id)
+{
+	const char *v = kiln_req_param(req, name);
+
+	if (v && kiln_parse_int(v, 1, INT64_MAX, id) == 0)
+		return 0;
+	kiln_problem(req, 404, "no resource at this path", NULL);
+	return -1;
+}
+
+const struct kiln_query *kiln_req_query(struct kiln_req *req)
+{
+	static struct kiln_query q;
+
+	if (kiln_query_parse(&q, req->query) == 0)
+		return &q;
+	kiln_problem(req, 400, "the query string is malformed or too long", NULL);
+	return NULL;
+}
+
+int64_t kiln_pg_int(PGresult *res, int r, int c)
+{
+	int64_t v = 0;
+
+	if (!PQgetisnull(res, r, c))
+		kiln_parse_int(PQgetvalue(res, r, c), INT64_MIN, INT64_MAX, &v);
+	return v;
+}
+
+void kiln_pg_json_str(struct kiln_buf *b, PGresult *res, int r, int c)
+{
+	if (PQgetisnull(res, r, c)) {
+		kiln_buf_adds(b, "null");
+		return;
+	}
+	kiln_buf_addc(b, '"');
+	kiln_buf_add_json_str(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
+	kiln_buf_addc(b, '"');
+}
+
+void kiln_pg_json_raw(struct kiln_buf *b, PGresult *res, int r, int c)
+{
+	if (PQgetisnull(res, r, c))
+		kiln_buf_adds(b, "null");
+	else
+		kiln_buf_add(b, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
+}
+
+void kiln_pg_json_bool(struct kiln_buf *b, PGresult *res, int r, int c)
+{
+	if (PQgetisnull(res, r, c))
+		kiln_buf_adds(b, "null");
+	else
+		kiln_buf_adds(b, PQgetvalue(res, r, c)[0] == 't' ? "true" : "false");
 }

@@ -41,7 +41,14 @@ enum {
 	JOBS_FAIL,
 	JOBS_HEARTBEAT,
 	JOBS_RELEASE,
-	JOBS_RESCUE
+	JOBS_RESCUE,
+	JOBS_RETRY,
+	JOBS_DISCARD,
+	JOBS_CANCEL,
+	JOBS_STATE,
+	JOBS_COUNT,
+	JOBS_COUNT_PENDING,
+	JOBS_OLDEST
 };
 
 static const struct jobs_stmt {
@@ -123,6 +130,52 @@ static const struct jobs_stmt {
                      "  AND heartbeat_at < now() - $1::bigint * interval '1 millisecond'"
                      " RETURNING 1)"
                      " SELECT count(*) FROM rescued"},
+    /* The moves: $1 the job, $2 the states it may start from (text[]).
+     * retry gives an exhausted job one more attempt (as River does) and
+     * wakes the executors of its queue (on commit). */
+    [JOBS_RETRY] = {"jobs_retry", "retry", 2,
+                    "WITH u AS (UPDATE jobs SET state = 'available', scheduled_at = now(),"
+                    " finalized_at = NULL, max_attempts = greatest(max_attempts, attempt + 1)"
+                    " WHERE id = $1::bigint AND state = ANY($2::text[])"
+                    " AND state IN ('discarded', 'retryable', 'cancelled')"
+                    " RETURNING id, queue)"
+                    " SELECT id, pg_notify('" KILN_JOBS_CHANNEL "', queue) FROM u"},
+    [JOBS_DISCARD] = {"jobs_discard", "discard", 2,
+                      "UPDATE jobs SET state = 'discarded', finalized_at = now(),"
+                      " heartbeat_at = NULL"
+                      " WHERE id = $1::bigint AND state = ANY($2::text[])"
+                      " AND state IN ('available', 'scheduled', 'running', 'retryable')"
+                      " RETURNING id"},
+    [JOBS_CANCEL] = {"jobs_cancel", "cancel", 2,
+                     "UPDATE jobs SET state = 'cancelled', finalized_at = now(),"
+                     " heartbeat_at = NULL"
+                     " WHERE id = $1::bigint AND state = ANY($2::text[])"
+                     " AND state IN ('available', 'scheduled', 'running', 'retryable')"
+                     " RETURNING id"},
+    [JOBS_STATE] = {"jobs_state", "state", 1, "SELECT state FROM jobs WHERE id = $1::bigint"},
+    [JOBS_COUNT] = {"jobs_count", "count", 0, "SELECT state, count(*) FROM jobs GROUP BY state"},
+    /* Each branch's predicate is that of a partial index (jobs_fetch_idx,
+     * jobs_rescue_idx), so only the backlog is read. */
+    [JOBS_COUNT_PENDING] = {"jobs_count_pending", "count", 0,
+                            "SELECT state, count(*) FROM jobs"
+                            " WHERE state IN ('available', 'scheduled', 'retryable')"
+                            " GROUP BY state"
+                            " UNION ALL SELECT 'running', count(*) FROM jobs"
+                            " WHERE state = 'running'"},
+    /* Runnable now and not claimed: what an executor would fetch, so the
+     * age measures how far the executors lag. */
+    [JOBS_OLDEST] = {"jobs_oldest", "count", 0,
+                     "SELECT coalesce(greatest(extract(epoch FROM now() - min(scheduled_at)),"
+                     " 0), 0)::float8 FROM jobs"
+                     " WHERE state IN ('available', 'scheduled', 'retryable')"
+                     " AND scheduled_at <= now()"},
+};
+
+static const char *const jobs_state_names[KILN_JOB_STATES] = {
+    [KILN_JOB_AVAILABLE] = "available", [KILN_JOB_SCHEDULED] = "scheduled",
+    [KILN_JOB_RUNNING] = "running",     [KILN_JOB_RETRYABLE] = "retryable",
+    [KILN_JOB_COMPLETED] = "completed", [KILN_JOB_DISCARDED] = "discarded",
+    [KILN_JOB_CANCELLED] = "cancelled",
 };
 
 static void jobs_err(char *err, size_t errlen, const char *op, const char *msg)
@@ -134,16 +187,17 @@ static void jobs_err(char *err, size_t errlen, const char *op, const char *msg)
 /* Run statement st and expect status want. Returns the result, or NULL
  * with err set (the database layer's error, or PostgreSQL's primary
  * message: its DETAIL may quote the row, args included). */
-static PGresult *jobs_exec(struct kiln_db *db, int st, const char *const *values,
-                           ExecStatusType want, char *err, size_t errlen)
+static PGresult *jobs_exec_timeout(struct kiln_db *db, int st, const char *const *values,
+                                   ExecStatusType want, int64_t timeout_ms, char *err,
+                                   size_t errlen)
 {
 	const struct jobs_stmt *s = &jobs_stmts[st];
 	char dberr[256] = "";
 	const char *msg;
 	PGresult *res;
 
-	res =
-	    kiln_db_exec_prepared(db, s->name, s->sql, s->nparams, values, 0, dberr, sizeof(dberr));
+	res = kiln_db_exec_prepared(db, s->name, s->sql, s->nparams, values, timeout_ms, dberr,
+	                            sizeof(dberr));
 	if (res == NULL) {
 		jobs_err(err, errlen, s->op, dberr);
 		return NULL;
@@ -155,6 +209,12 @@ static PGresult *jobs_exec(struct kiln_db *db, int st, const char *const *values
 		return NULL;
 	}
 	return res;
+}
+
+static PGresult *jobs_exec(struct kiln_db *db, int st, const char *const *values,
+                           ExecStatusType want, char *err, size_t errlen)
+{
+	return jobs_exec_timeout(db, st, values, want, 0, err, errlen);
 }
 
 /* A kind or queue name: 1..63 bytes of [a-z0-9_]. */
@@ -505,4 +565,137 @@ int64_t kiln_jobs_backoff_ms(int attempt, double jitter01)
 	if (ms >= (double)JOBS_BACKOFF_CAP_MS)
 		return JOBS_BACKOFF_CAP_MS;
 	return (int64_t)(ms + 0.5);
+}
+
+/* ---------------------------------------------------------------- operators' moves and counts */
+
+const char *kiln_job_state_name(int s)
+{
+	return s >= 0 && s < KILN_JOB_STATES ? jobs_state_names[s] : NULL;
+}
+
+int kiln_job_state_parse(const char *name)
+{
+	int s;
+
+	for (s = 0; name && s < KILN_JOB_STATES; s++)
+		if (strcmp(jobs_state_names[s], name) == 0)
+			return s;
+	return -1;
+}
+
+char *kiln_jobs_states_text(unsigned mask, char *out, size_t outlen)
+{
+	int s, n = 0, total = 0;
+	size_t len = 0;
+
+	for (s = 0; s < KILN_JOB_STATES; s++)
+		total += (mask & KILN_JOB_MASK(s)) != 0;
+	if (outlen)
+		out[0] = '\0';
+	for (s = 0; s < KILN_JOB_STATES && len < outlen; s++) {
+		if (!(mask & KILN_JOB_MASK(s)))
+			continue;
+		n++;
+		len += (size_t)snprintf(out + len, outlen - len, "%s%s",
+		                        n == 1       ? ""
+		                        : n == total ? " or "
+		                                     : ", ",
+		                        jobs_state_names[s]);
+	}
+	return out;
+}
+
+/* One move of job id from the states in from (0 = all it allows). */
+static int jobs_move(struct kiln_db *db, int st, unsigned allowed, int64_t id, unsigned from,
+                     char *state, char *err, size_t errlen)
+{
+	char ids[24], arr[96];
+	const char *v[2] = {ids, arr};
+	size_t len = 0;
+	PGresult *res;
+	int s, moved;
+
+	if (from == 0)
+		from = allowed;
+	arr[len++] = '{';
+	for (s = 0; s < KILN_JOB_STATES; s++)
+		if (from & allowed & KILN_JOB_MASK(s))
+			len += (size_t)snprintf(arr + len, sizeof(arr) - len, "%s%s",
+			                        len > 1 ? "," : "", jobs_state_names[s]);
+	snprintf(arr + len, sizeof(arr) - len, "}");
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	res = jobs_exec(db, st, v, PGRES_TUPLES_OK, err, errlen);
+	if (res == NULL)
+		return -1;
+	moved = PQntuples(res) == 1;
+	PQclear(res);
+	if (moved)
+		return 0;
+	/* Why not: no such job, or another state. */
+	res = jobs_exec(db, JOBS_STATE, v, PGRES_TUPLES_OK, err, errlen);
+	if (res == NULL)
+		return -1;
+	moved = PQntuples(res) == 1 ? KILN_JOBS_WRONG_STATE : KILN_JOBS_NOT_FOUND;
+	if (state)
+		kiln_strlcpy(state, moved == KILN_JOBS_WRONG_STATE ? PQgetvalue(res, 0, 0) : "",
+		             KILN_JOB_STATE_MAX);
+	PQclear(res);
+	return moved;
+}
+
+int kiln_jobs_retry(struct kiln_db *db, int64_t id, unsigned from, char *state, char *err,
+                    size_t errlen)
+{
+	return jobs_move(db, JOBS_RETRY, KILN_JOBS_RETRY_FROM, id, from, state, err, errlen);
+}
+
+int kiln_jobs_discard(struct kiln_db *db, int64_t id, unsigned from, char *state, char *err,
+                      size_t errlen)
+{
+	return jobs_move(db, JOBS_DISCARD, KILN_JOBS_STOP_FROM, id, from, state, err, errlen);
+}
+
+int kiln_jobs_cancel(struct kiln_db *db, int64_t id, unsigned from, char *state, char *err,
+                     size_t errlen)
+{
+	return jobs_move(db, JOBS_CANCEL, KILN_JOBS_STOP_FROM, id, from, state, err, errlen);
+}
+
+int kiln_jobs_count(struct kiln_db *db, int pending_only, int64_t timeout_ms,
+                    struct kiln_jobs_counts *out, char *err, size_t errlen)
+{
+	PGresult *res;
+	int64_t n;
+	char *end;
+	int i, s;
+
+	memset(out, 0, sizeof(*out));
+	res = jobs_exec_timeout(db, pending_only ? JOBS_COUNT_PENDING : JOBS_COUNT, NULL,
+	                        PGRES_TUPLES_OK, timeout_ms, err, errlen);
+	if (res == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(res); i++) {
+		s = kiln_job_state_parse(PQgetvalue(res, i, 0));
+		if (s < 0)
+			continue; /* a state newer than this program */
+		if (kiln_parse_int(PQgetvalue(res, i, 1), 0, INT64_MAX, &n) < 0) {
+			jobs_err(err, errlen, "count", "bad count from the server");
+			PQclear(res);
+			return -1;
+		}
+		out->count[s] = n;
+	}
+	PQclear(res);
+	res = jobs_exec_timeout(db, JOBS_OLDEST, NULL, PGRES_TUPLES_OK, timeout_ms, err, errlen);
+	if (res == NULL)
+		return -1;
+	out->oldest_available_s = PQntuples(res) == 1 ? strtod(PQgetvalue(res, 0, 0), &end) : -1;
+	if (PQntuples(res) != 1 || *end != '\0' || !(out->oldest_available_s >= 0)) {
+		jobs_err(err, errlen, "count", "bad age of the oldest job from the server");
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
 }

@@ -18,8 +18,8 @@
 #include "kiln/util.h"
 
 /* Bumped whenever the layout of the file changes. 2: per-slot PostgreSQL
- * figures, the build in the header. */
-#define KILN_STATS_VERSION 2u
+ * figures, the build in the header. 3: job runs by kind. */
+#define KILN_STATS_VERSION 3u
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "unknown"
@@ -41,6 +41,12 @@ static const uint64_t db_bounds_us[KILN_STATS_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000,
 };
 
+/* Jobs range from a noop's microseconds to minutes of work. */
+static const uint64_t job_bounds_us[KILN_STATS_BUCKETS] = {
+    1000,   5000,    10000,   25000,    50000,    100000,   250000,
+    500000, 1000000, 2500000, 10000000, 30000000, 60000000, 300000000,
+};
+
 static size_t stats_map_len(void)
 {
 	return sizeof(struct kiln_stats_header) +
@@ -59,6 +65,13 @@ uint64_t kiln_stats_db_bucket_us(int i)
 	if (i < 0 || i >= KILN_STATS_BUCKETS)
 		return UINT64_MAX;
 	return db_bounds_us[i];
+}
+
+uint64_t kiln_stats_job_bucket_us(int i)
+{
+	if (i < 0 || i >= KILN_STATS_BUCKETS)
+		return UINT64_MAX;
+	return job_bounds_us[i];
 }
 
 /* Label the route table and the app counters of a fresh header. */
@@ -150,11 +163,24 @@ int kiln_stats_create(struct kiln_stats *st, const char *path, const char *app,
 	return 0;
 }
 
+int kiln_stats_label_kinds(struct kiln_stats *st, const char *const *kinds)
+{
+	uint32_t i;
+
+	if (st->hdr == NULL || !st->writable)
+		return 0;
+	for (i = 0; kinds && kinds[i] && i < KILN_STATS_MAX_KINDS; i++)
+		kiln_strlcpy(st->hdr->job_kind[i], kinds[i], sizeof(st->hdr->job_kind[i]));
+	STORE(&st->hdr->nkinds, i);
+	return (int)i;
+}
+
 static int stats_header_valid(const struct kiln_stats_header *h)
 {
 	return memcmp(h->magic, KILN_STATS_MAGIC, sizeof(h->magic)) == 0 &&
 	       h->version == KILN_STATS_VERSION && h->nslots == KILN_STATS_MAX_SLOTS &&
-	       h->nroutes <= KILN_STATS_MAX_ROUTES && h->ncounters <= KILN_STATS_MAX_COUNTERS;
+	       h->nroutes <= KILN_STATS_MAX_ROUTES && h->ncounters <= KILN_STATS_MAX_COUNTERS &&
+	       h->nkinds <= KILN_STATS_MAX_KINDS;
 }
 
 int kiln_stats_open(struct kiln_stats *st, const char *path)
@@ -211,6 +237,25 @@ struct kiln_stats_slot *kiln_stats_slot(const struct kiln_stats *st, int i)
 	if (st->hdr == NULL || i < 0 || (uint32_t)i >= st->hdr->nslots)
 		return NULL;
 	return &st->slots[i];
+}
+
+struct kiln_stats_slot *kiln_stats_take(struct kiln_stats *st, int i)
+{
+	struct kiln_stats_slot *s = kiln_stats_slot(st, i);
+
+	if (s == NULL || !st->writable)
+		return NULL;
+	if ((uint32_t)i >= LOAD(&st->hdr->slots_used))
+		STORE(&st->hdr->slots_used, (uint32_t)i + 1);
+	return s;
+}
+
+/* How many slots a reader must sum: those ever taken. */
+static uint32_t stats_used(const struct kiln_stats *st)
+{
+	uint32_t n = LOAD(&st->hdr->slots_used);
+
+	return n < st->hdr->nslots ? n : st->hdr->nslots;
 }
 
 void kiln_stats_begin(struct kiln_stats_slot *s, const char *method, const char *route_pattern)
@@ -287,12 +332,27 @@ void kiln_stats_db_connect(struct kiln_stats_db *d, int ok)
 	stats_add(ok ? &d->connects : &d->connect_failures, 1);
 }
 
+void kiln_stats_job(struct kiln_stats_slot *s, int kind, int outcome, int64_t duration_ns)
+{
+	uint64_t us = duration_ns > 0 ? (uint64_t)duration_ns / 1000 : 0;
+	struct kiln_stats_job *j;
+
+	if (kind < 0 || kind >= KILN_STATS_KINDS)
+		kind = KILN_STATS_KIND_OTHER;
+	if (outcome < 0 || outcome >= KILN_STATS_JOB_OUTCOMES)
+		outcome = KILN_STATS_JOB_FAILED;
+	j = &s->jobs[kind];
+	stats_add(&j->outcomes[outcome], 1);
+	stats_add(&j->duration_us_sum, us);
+	stats_add(&j->buckets[stats_bucket(job_bounds_us, us)], 1);
+}
+
 static void stats_route_add(const struct kiln_stats *st, int route, struct kiln_stats_route *out)
 {
-	uint32_t i;
+	uint32_t i, n = stats_used(st);
 	int k;
 
-	for (i = 0; i < st->hdr->nslots; i++) {
+	for (i = 0; i < n; i++) {
 		const struct kiln_stats_route *r = &st->slots[i].routes[route];
 
 		for (k = 0; k < KILN_STATS_CLASSES; k++)
@@ -370,28 +430,71 @@ static void prom_us_to_seconds(uint64_t us, char *dst, size_t len)
 	         frac);
 }
 
+static int prom_name_char(char ch, int first)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+	       (!first && ch >= '0' && ch <= '9');
+}
+
 /* kiln_<name>_total, with characters a metric name cannot hold as '_'. */
 static void prom_counter_name(const char *raw, size_t rawlen, char *dst, size_t len)
 {
 	size_t i, n = (size_t)snprintf(dst, len, "kiln_");
 
-	for (i = 0; i < rawlen && raw[i] && n + 7 < len; i++) {
-		char ch = raw[i];
-		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		         (ch >= '0' && ch <= '9') || ch == '_';
-
-		dst[n++] = ok ? ch : '_';
-	}
+	for (i = 0; i < rawlen && raw[i] && n + 7 < len; i++)
+		dst[n++] = prom_name_char(raw[i], 0) ? raw[i] : '_';
 	snprintf(dst + n, len - n, "_total");
 }
 
+/* The label of an app counter named "family:label=value": the offset of
+ * the ':' in raw, with label and value copied out; or -1 (the whole name
+ * is the family) when there is none or it is malformed: label a valid
+ * label name other than app, value not empty. */
+static int prom_counter_label(const char *raw, size_t rawlen, char *label, size_t labellen,
+                              char *value, size_t valuelen)
+{
+	const char *colon = memchr(raw, ':', strnlen(raw, rawlen));
+	size_t i, rest, eq;
+
+	label[0] = value[0] = '\0';
+	if (colon == NULL)
+		return -1;
+	rest = strnlen(colon + 1, rawlen - (size_t)(colon + 1 - raw));
+	for (eq = 0; eq < rest && colon[1 + eq] != '='; eq++)
+		if (!prom_name_char(colon[1 + eq], eq == 0))
+			return -1;
+	if (eq == 0 || eq >= labellen || eq + 1 >= rest || rest - eq - 1 >= valuelen)
+		return -1;
+	if (eq == 3 && strncmp(colon + 1, "app", 3) == 0)
+		return -1;
+	memcpy(label, colon + 1, eq);
+	label[eq] = '\0';
+	for (i = 0; i < rest - eq - 1; i++)
+		value[i] = colon[2 + eq + i];
+	value[i] = '\0';
+	return (int)(colon - raw);
+}
+
+/* The labels after app="..." of one row of series: route and method of a
+ * route, or the kind of a job. Values are bounded by their lengths. */
+struct prom_labels {
+	int n;
+	const char *name[2];
+	const char *value[2];
+	size_t len[2];
+};
+
 struct prom_row {
-	const char *route;
-	size_t route_len;
-	const char *method;
-	size_t method_len;
+	struct prom_labels l; /* route, method */
 	struct kiln_stats_route t;
 	uint64_t requests;
+};
+
+/* One job kind of a board, summed over its slots. */
+struct prom_kind {
+	struct prom_labels l; /* kind */
+	struct kiln_stats_job t;
+	uint64_t runs;
 };
 
 /* One scoreboard summed over its slots once; every family reads from it. */
@@ -399,9 +502,13 @@ struct prom_board {
 	const struct kiln_stats_header *h;
 	struct prom_row rows[KILN_STATS_ROUTES];
 	int nrows; /* 0 for a program without routes: no HTTP families */
+	struct prom_kind kinds[KILN_STATS_KINDS];
+	int nkinds; /* 0 for a program without job kinds: no job families */
 	uint64_t busy, idle;
 	struct kiln_stats_db db;
 	char counter[KILN_STATS_MAX_COUNTERS][64]; /* metric names, "" = not rendered */
+	char clabel[KILN_STATS_MAX_COUNTERS][48];  /* label name, "" = none */
+	char cvalue[KILN_STATS_MAX_COUNTERS][48];
 	uint64_t counter_sum[KILN_STATS_MAX_COUNTERS];
 };
 
@@ -411,19 +518,19 @@ struct prom_ctx {
 	size_t n;
 };
 
-/* Start a sample: name{app="..." and the route labels when row != NULL. */
+/* Start a sample: name{app="..." and the row's labels when l != NULL. */
 static int prom_begin(struct prom_ctx *c, const struct prom_board *b, const char *name,
-                      const char *suffix, const struct prom_row *row)
+                      const char *suffix, const struct prom_labels *l)
 {
+	int i;
+
 	if (kiln_buf_printf(c->out, "%s%s{app=\"", name, suffix) < 0 ||
 	    prom_add_label_value(c->out, b->h->app, sizeof(b->h->app)) < 0 ||
 	    kiln_buf_addc(c->out, '"') < 0)
 		return -1;
-	if (row == NULL)
-		return 0;
-	if (prom_add_label(c->out, "route", row->route, row->route_len) < 0 ||
-	    prom_add_label(c->out, "method", row->method, row->method_len) < 0)
-		return -1;
+	for (i = 0; l && i < l->n; i++)
+		if (prom_add_label(c->out, l->name[i], l->value[i], l->len[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -452,7 +559,7 @@ static int prom_requests(struct prom_ctx *c, const struct prom_board *b, const c
 		for (k = 0; k < KILN_STATS_CLASSES; k++) {
 			if (b->rows[i].t.count[k] == 0)
 				continue;
-			if (prom_begin(c, b, name, "", &b->rows[i]) < 0 ||
+			if (prom_begin(c, b, name, "", &b->rows[i].l) < 0 ||
 			    prom_add_label(c->out, "code", codes[k], 3) < 0 ||
 			    prom_end(c, b->rows[i].t.count[k]) < 0)
 				return -1;
@@ -463,7 +570,7 @@ static int prom_requests(struct prom_ctx *c, const struct prom_board *b, const c
 
 /* The series of one histogram: cumulative buckets, _sum, _count. */
 static int prom_histogram(struct prom_ctx *c, const struct prom_board *b, const char *name,
-                          const struct prom_row *row, const uint64_t *bounds,
+                          const struct prom_labels *row, const uint64_t *bounds,
                           const uint64_t *buckets, uint64_t sum_us)
 {
 	uint64_t cum = 0;
@@ -497,7 +604,7 @@ static int prom_durations(struct prom_ctx *c, const struct prom_board *b, const 
 
 	for (i = 0; i < b->nrows; i++) {
 		r = &b->rows[i];
-		if (r->requests && prom_histogram(c, b, name, r, bucket_bounds_us, r->t.buckets,
+		if (r->requests && prom_histogram(c, b, name, &r->l, bucket_bounds_us, r->t.buckets,
 		                                  r->t.duration_us_sum) < 0)
 			return -1;
 	}
@@ -514,7 +621,7 @@ static int prom_bytes(struct prom_ctx *c, const struct prom_board *b, const char
 
 		if (row->requests == 0)
 			continue;
-		if (prom_begin(c, b, name, "", row) < 0 ||
+		if (prom_begin(c, b, name, "", &row->l) < 0 ||
 		    prom_end(c, response ? row->t.bytes_out : row->t.bytes_in) < 0)
 			return -1;
 	}
@@ -600,6 +707,39 @@ static int prom_db_connect_errors(struct prom_ctx *c, const struct prom_board *b
 	return prom_simple(c, b, name, NULL, NULL, b->db.connect_failures);
 }
 
+static int prom_jobs_executed(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	static const char *const outcomes[KILN_STATS_JOB_OUTCOMES] = {"completed", "failed",
+	                                                              "discarded", "interrupted"};
+	const struct prom_kind *k;
+	int i, o;
+
+	for (i = 0; i < b->nkinds; i++) {
+		k = &b->kinds[i];
+		for (o = 0; k->runs && o < KILN_STATS_JOB_OUTCOMES; o++)
+			if (prom_begin(c, b, name, "", &k->l) < 0 ||
+			    prom_add_label(c->out, "outcome", outcomes[o], strlen(outcomes[o])) <
+			        0 ||
+			    prom_end(c, k->t.outcomes[o]) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+static int prom_job_durations(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	const struct prom_kind *k;
+	int i;
+
+	for (i = 0; i < b->nkinds; i++) {
+		k = &b->kinds[i];
+		if (k->runs && prom_histogram(c, b, name, &k->l, job_bounds_us, k->t.buckets,
+		                              k->t.duration_us_sum) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int prom_build(struct prom_ctx *c, const struct prom_board *b, const char *name)
 {
 	const struct kiln_stats_header *h = b->h;
@@ -638,6 +778,10 @@ static const struct prom_family {
      "PostgreSQL connections opened (the first one and every reconnect).", prom_db_connects},
     {"kiln_db_connect_errors_total", "counter", "Failed PostgreSQL connection attempts.",
      prom_db_connect_errors},
+    {"kiln_jobs_executed_total", "counter",
+     "Job runs, by kind (\"other\" for kinds the worker does not know) and outcome.",
+     prom_jobs_executed},
+    {"kiln_job_duration_seconds", "histogram", "Time to run a job, by kind.", prom_job_durations},
     {"kiln_build_info", "gauge", "The build of the running program; always 1.", prom_build},
 };
 
@@ -674,10 +818,13 @@ static void prom_collect_rows(struct prom_board *b, const struct kiln_stats *st)
 		struct prom_row *row = &b->rows[i];
 		int idx = i < n ? i : i == n ? KILN_STATS_ROUTE_UNMATCHED : KILN_STATS_ROUTE_OTHER;
 
-		row->route = i < n ? h->route_pattern[i] : i == n ? "unmatched" : "other";
-		row->route_len = i < n ? sizeof(h->route_pattern[i]) : strlen(row->route);
-		row->method = i < n ? h->route_method[i] : "";
-		row->method_len = i < n ? sizeof(h->route_method[i]) : 0;
+		row->l.n = 2;
+		row->l.name[0] = "route";
+		row->l.value[0] = i < n ? h->route_pattern[i] : i == n ? "unmatched" : "other";
+		row->l.len[0] = i < n ? sizeof(h->route_pattern[i]) : strlen(row->l.value[0]);
+		row->l.name[1] = "method";
+		row->l.value[1] = i < n ? h->route_method[i] : "";
+		row->l.len[1] = i < n ? sizeof(h->route_method[i]) : 0;
 		kiln_stats_route_total(st, idx, &row->t);
 		for (k = 0; k < KILN_STATS_CLASSES; k++)
 			row->requests += row->t.count[k];
@@ -698,15 +845,49 @@ static void prom_collect_db(struct kiln_stats_db *sum, const struct kiln_stats_d
 	sum->connect_failures += LOAD(&d->connect_failures);
 }
 
+/* The labelled job kinds and "other", summed over the slots. */
+static void prom_collect_kinds(struct prom_board *b, const struct kiln_stats *st)
+{
+	const struct kiln_stats_header *h = st->hdr;
+	int i, k, n = (int)LOAD(&h->nkinds);
+	uint32_t s, used = stats_used(st);
+
+	if (n <= 0)
+		return;
+	for (i = 0; i < n + 1; i++) {
+		struct prom_kind *pk = &b->kinds[i];
+		const struct kiln_stats_job *j;
+		int idx = i < n ? i : KILN_STATS_KIND_OTHER;
+
+		pk->l.n = 1;
+		pk->l.name[0] = "kind";
+		pk->l.value[0] = i < n ? h->job_kind[i] : "other";
+		pk->l.len[0] = i < n ? sizeof(h->job_kind[i]) : strlen("other");
+		for (s = 0; s < used; s++) {
+			j = &st->slots[s].jobs[idx];
+			for (k = 0; k < KILN_STATS_JOB_OUTCOMES; k++)
+				pk->t.outcomes[k] += LOAD(&j->outcomes[k]);
+			for (k = 0; k <= KILN_STATS_BUCKETS; k++)
+				pk->t.buckets[k] += LOAD(&j->buckets[k]);
+			pk->t.duration_us_sum += LOAD(&j->duration_us_sum);
+		}
+		for (k = 0; k < KILN_STATS_JOB_OUTCOMES; k++)
+			pk->runs += pk->t.outcomes[k];
+	}
+	b->nkinds = n + 1;
+}
+
 /* Sum one scoreboard over its slots. */
 static void prom_collect(struct prom_board *b, const struct kiln_stats *st)
 {
 	const struct kiln_stats_header *h = st->hdr;
-	uint32_t i, k;
+	uint32_t i, k, used = stats_used(st);
+	int colon;
 
 	b->h = h;
 	prom_collect_rows(b, st);
-	for (i = 0; i < h->nslots; i++) {
+	prom_collect_kinds(b, st);
+	for (i = 0; i < used; i++) {
 		const struct kiln_stats_slot *s = &st->slots[i];
 		int32_t state = LOAD(&s->state);
 
@@ -721,8 +902,12 @@ static void prom_collect(struct prom_board *b, const struct kiln_stats *st)
 	for (k = 0; k < h->ncounters; k++) {
 		if (h->counter_name[k][0] == '\0')
 			continue;
-		prom_counter_name(h->counter_name[k], sizeof(h->counter_name[k]), b->counter[k],
-		                  sizeof(b->counter[k]));
+		colon =
+		    prom_counter_label(h->counter_name[k], sizeof(h->counter_name[k]), b->clabel[k],
+		                       sizeof(b->clabel[k]), b->cvalue[k], sizeof(b->cvalue[k]));
+		prom_counter_name(h->counter_name[k],
+		                  colon >= 0 ? (size_t)colon : sizeof(h->counter_name[k]),
+		                  b->counter[k], sizeof(b->counter[k]));
 		if (prom_reserved(b->counter[k]))
 			b->counter[k][0] = '\0';
 	}
@@ -739,6 +924,35 @@ static int prom_find_counter(const struct prom_board *b, const char *name)
 	return -1;
 }
 
+/* Does counter k of board b repeat the series of an earlier counter? */
+static int prom_counter_repeats(const struct prom_board *b, uint32_t k)
+{
+	uint32_t i;
+
+	for (i = 0; i < k; i++)
+		if (strcmp(b->counter[i], b->counter[k]) == 0 &&
+		    strcmp(b->clabel[i], b->clabel[k]) == 0 &&
+		    strcmp(b->cvalue[i], b->cvalue[k]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The series of family name in board b: one per counter of that name (a
+ * labelled counter carries its label). */
+static int prom_counter_series(struct prom_ctx *c, const struct prom_board *b, const char *name)
+{
+	uint32_t k;
+
+	for (k = 0; k < b->h->ncounters; k++) {
+		if (strcmp(b->counter[k], name) != 0 || prom_counter_repeats(b, k))
+			continue;
+		if (prom_simple(c, b, name, b->clabel[k][0] ? b->clabel[k] : NULL, b->cvalue[k],
+		                b->counter_sum[k]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* App counters: one family per name, holding every board that has it. A
  * family is written where its name first appears. */
 static int prom_counters(struct prom_ctx *c)
@@ -747,7 +961,7 @@ static int prom_counters(struct prom_ctx *c)
 	const char *name;
 	size_t i, j;
 	uint32_t k;
-	int first, idx;
+	int first;
 
 	for (i = 0; i < c->n; i++) {
 		b = &c->boards[i];
@@ -762,12 +976,9 @@ static int prom_counters(struct prom_ctx *c)
 			if (kiln_stats_prom_family(c->out, name, "counter",
 			                           "Application counter.") < 0)
 				return -1;
-			for (j = i; j < c->n; j++) {
-				idx = prom_find_counter(&c->boards[j], name);
-				if (idx >= 0 && prom_simple(c, &c->boards[j], name, NULL, NULL,
-				                            c->boards[j].counter_sum[idx]) < 0)
+			for (j = i; j < c->n; j++)
+				if (prom_counter_series(c, &c->boards[j], name) < 0)
 					return -1;
-			}
 		}
 	}
 	return 0;

@@ -670,6 +670,133 @@ static void test_rescue_discards_after_max_attempts(void **state)
 	assert_int_equal(fetch(E.q, "default", &job, 1), 0);
 }
 
+/* ---- operators' moves and counts ---- */
+
+static void test_retry_discard_cancel_tell_missing_from_wrong_state(void **state)
+{
+	struct kiln_job_opts later = {.delay_ms = 3600000};
+	char st[KILN_JOB_STATE_MAX] = "", err[256] = "";
+	int64_t id = enqueue(E.q, "noop", "{}", &later);
+
+	(void)state;
+	assert_int_equal(kiln_jobs_retry(E.q, 999999, 0, st, err, sizeof(err)),
+	                 KILN_JOBS_NOT_FOUND);
+	assert_int_equal(kiln_jobs_retry(E.q, id, 0, st, err, sizeof(err)), KILN_JOBS_WRONG_STATE);
+	assert_string_equal(st, "scheduled");
+	assert_jv("SELECT state FROM jobs WHERE id = $1", id, "scheduled");
+	assert_int_equal(kiln_jobs_discard(E.q, id, 0, st, err, sizeof(err)), 0);
+	assert_jv("SELECT state || ' ' || (finalized_at IS NOT NULL) FROM jobs WHERE id = $1", id,
+	          "discarded true");
+	assert_int_equal(kiln_jobs_cancel(E.q, id, 0, st, err, sizeof(err)), KILN_JOBS_WRONG_STATE);
+	assert_string_equal(st, "discarded");
+	assert_int_equal(kiln_jobs_retry(E.q, id, 0, st, err, sizeof(err)), 0);
+	assert_jv("SELECT state || ' ' || (finalized_at IS NULL) || ' '"
+	          " || (scheduled_at <= now()) FROM jobs WHERE id = $1",
+	          id, "available true true");
+	assert_int_equal(kiln_jobs_cancel(E.q, id, 0, st, err, sizeof(err)), 0);
+	assert_jv("SELECT state FROM jobs WHERE id = $1", id, "cancelled");
+}
+
+/* kiln-admin refuses to discard a running job; kilnctl may. */
+static void test_moves_start_only_from_the_given_states(void **state)
+{
+	unsigned not_running = KILN_JOBS_STOP_FROM & ~KILN_JOB_MASK(KILN_JOB_RUNNING);
+	char st[KILN_JOB_STATE_MAX] = "", err[256] = "";
+	struct kiln_job job;
+	int64_t id = enqueue(E.q, "noop", "{}", NULL);
+
+	(void)state;
+	assert_int_equal(fetch(E.q, "default", &job, 1), 1);
+	free_jobs(&job, 1);
+	assert_int_equal(kiln_jobs_discard(E.q, id, not_running, st, err, sizeof(err)),
+	                 KILN_JOBS_WRONG_STATE);
+	assert_string_equal(st, "running");
+	/* A set beyond what the move allows is cut to it. */
+	assert_int_equal(
+	    kiln_jobs_retry(E.q, id, KILN_JOB_MASK(KILN_JOB_RUNNING), st, err, sizeof(err)),
+	    KILN_JOBS_WRONG_STATE);
+	assert_int_equal(kiln_jobs_discard(E.q, id, 0, st, err, sizeof(err)), 0);
+	assert_jv("SELECT state || ' ' || (heartbeat_at IS NULL) FROM jobs WHERE id = $1", id,
+	          "discarded true");
+	/* The run's own outcome is then ignored. */
+	assert_int_equal(kiln_jobs_complete(E.q, id, err, sizeof(err)), KILN_JOBS_GONE);
+}
+
+static void test_retry_of_exhausted_job_allows_one_more_attempt_and_notifies(void **state)
+{
+	struct kiln_job_opts once = {.max_attempts = 1};
+	char st[KILN_JOB_STATE_MAX] = "", err[256] = "";
+	PGconn *listener = raw_conn();
+	struct kiln_job job;
+	PGnotify *n;
+	int64_t id = enqueue(E.q, "noop", "{}", &once);
+
+	(void)state;
+	assert_int_equal(fetch(E.q, "default", &job, 1), 1);
+	assert_int_equal(kiln_jobs_fail(E.q, &job, "boom", err, sizeof(err)), 0);
+	free_jobs(&job, 1);
+	assert_jv("SELECT state FROM jobs WHERE id = $1", id, "discarded");
+	PQclear(PQexec(listener, "LISTEN " KILN_JOBS_CHANNEL));
+	assert_int_equal(kiln_jobs_retry(E.q, id, 0, st, err, sizeof(err)), 0);
+	assert_jv("SELECT state || ' ' || attempt || '/' || max_attempts FROM jobs WHERE id = $1",
+	          id, "available 1/2");
+	n = wait_notify(listener, 2000);
+	assert_non_null(n);
+	assert_string_equal(n->extra, "default");
+	PQfreemem(n);
+	PQfinish(listener);
+}
+
+static void test_states_text_and_names(void **state)
+{
+	char t[96];
+
+	(void)state;
+	assert_string_equal(kiln_jobs_states_text(KILN_JOBS_STOP_FROM, t, sizeof(t)),
+	                    "available, scheduled, running or retryable");
+	assert_string_equal(kiln_jobs_states_text(KILN_JOB_MASK(KILN_JOB_RUNNING), t, sizeof(t)),
+	                    "running");
+	assert_string_equal(kiln_jobs_states_text(KILN_JOB_MASK(KILN_JOB_AVAILABLE) |
+	                                              KILN_JOB_MASK(KILN_JOB_CANCELLED),
+	                                          t, sizeof(t)),
+	                    "available or cancelled");
+	assert_int_equal(kiln_job_state_parse("retryable"), KILN_JOB_RETRYABLE);
+	assert_int_equal(kiln_job_state_parse("Retryable"), -1);
+	assert_string_equal(kiln_job_state_name(KILN_JOB_CANCELLED), "cancelled");
+	assert_null(kiln_job_state_name(KILN_JOB_STATES));
+}
+
+static void test_count_by_state_and_pending_only(void **state)
+{
+	struct kiln_job_opts later = {.delay_ms = 3600000};
+	struct kiln_jobs_counts c;
+	char err[256] = "";
+	struct kiln_job job;
+	int64_t done;
+
+	(void)state;
+	enqueue(E.q, "noop", "{}", &later);
+	done = enqueue(E.q, "noop", "{}", NULL);
+	assert_int_equal(fetch(E.q, "default", &job, 1), 1);
+	assert_int_equal(kiln_jobs_complete(E.q, done, err, sizeof(err)), 0);
+	free_jobs(&job, 1);
+	enqueue(E.q, "noop", "{}", NULL);
+	enqueue(E.q, "noop", "{}", NULL);
+	free(jv("UPDATE jobs SET scheduled_at = now() - interval '10 seconds'"
+	        " WHERE state = 'available' AND id = (SELECT max(id) FROM jobs) RETURNING id",
+	        0));
+	assert_int_equal(kiln_jobs_count(E.q, 0, 0, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.count[KILN_JOB_AVAILABLE], 2);
+	assert_int_equal(c.count[KILN_JOB_SCHEDULED], 1);
+	assert_int_equal(c.count[KILN_JOB_COMPLETED], 1);
+	assert_int_equal(c.count[KILN_JOB_RUNNING], 0);
+	assert_true(c.oldest_available_s >= 9.5 && c.oldest_available_s < 60);
+	assert_int_equal(kiln_jobs_count(E.q, 1, 1000, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.count[KILN_JOB_AVAILABLE], 2);
+	assert_int_equal(c.count[KILN_JOB_SCHEDULED], 1);
+	assert_int_equal(c.count[KILN_JOB_COMPLETED], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -686,6 +813,12 @@ int main(void)
 	    cmocka_unit_test_setup(test_release_returns_unstarted_jobs, reset),
 	    cmocka_unit_test_setup(test_heartbeat_keeps_job_from_rescue, reset),
 	    cmocka_unit_test_setup(test_rescue_discards_after_max_attempts, reset),
+	    cmocka_unit_test_setup(test_retry_discard_cancel_tell_missing_from_wrong_state, reset),
+	    cmocka_unit_test_setup(test_moves_start_only_from_the_given_states, reset),
+	    cmocka_unit_test_setup(test_retry_of_exhausted_job_allows_one_more_attempt_and_notifies,
+	                           reset),
+	    cmocka_unit_test(test_states_text_and_names),
+	    cmocka_unit_test_setup(test_count_by_state_and_pending_only, reset),
 	};
 	int64_t t0 = kiln_now_ms();
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

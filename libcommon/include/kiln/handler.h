@@ -5,9 +5,12 @@
 #ifndef KILN_HANDLER_H
 #define KILN_HANDLER_H
 
+#include <stdint.h>
+
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
+#include "kiln/buf.h"
 #include "kiln/http.h"
 #include "kiln/json.h"
 
@@ -44,5 +47,22 @@ PGresult *kiln_req_sql(struct kiln_req *req, struct kiln_db *db, const char *nam
 int kiln_req_begin(struct kiln_req *req, struct kiln_db *db);
 int kiln_req_commit(struct kiln_req *req, struct kiln_db *db);
 void kiln_req_rollback(struct kiln_db *db);
+
+/* The route parameter name as a positive integer id. Returns 0, or -1
+ * after writing 404 (not a valid id: no such resource). */
+int kiln_req_id_param(struct kiln_req *req, const char *name, int64_t *id);
+
+/* The parsed query string of req (kept until the next call). Returns it, or
+ * NULL after writing 400. */
+const struct kiln_query *kiln_req_query(struct kiln_req *req);
+
+/* Column c of row r as int64 (0 when NULL or malformed). */
+int64_t kiln_pg_int(PGresult *res, int r, int c);
+
+/* Append column c of row r to b as a JSON string / as it is (a number or
+ * JSON text) / 't','f' as true, false — each null when the column is NULL. */
+void kiln_pg_json_str(struct kiln_buf *b, PGresult *res, int r, int c);
+void kiln_pg_json_raw(struct kiln_buf *b, PGresult *res, int r, int c);
+void kiln_pg_json_bool(struct kiln_buf *b, PGresult *res, int r, int c);
 
 #endif

@@ -87,4 +87,76 @@ int kiln_jobs_rescue(struct kiln_db *db, int64_t stale_ms, char *err, size_t err
  * (0.9 + 0.2 * jitter01) for jitter01 in [0,1), capped at 24 h. */
 int64_t kiln_jobs_backoff_ms(int attempt, double jitter01);
 
+/* ---------------------------------------------------------------- operators' moves and counts */
+
+/* The job states, in the order of sql/002_jobs.sql. */
+enum kiln_job_state {
+	KILN_JOB_AVAILABLE = 0,
+	KILN_JOB_SCHEDULED,
+	KILN_JOB_RUNNING,
+	KILN_JOB_RETRYABLE,
+	KILN_JOB_COMPLETED,
+	KILN_JOB_DISCARDED,
+	KILN_JOB_CANCELLED,
+	KILN_JOB_STATES
+};
+#define KILN_JOB_STATE_MAX 16 /* the longest name and its NUL fit */
+
+/* A set of states, for the moves below. */
+#define KILN_JOB_MASK(s) (1u << (s))
+/* retry starts from a failed or stopped job; discard and cancel from one
+ * not yet final. */
+#define KILN_JOBS_RETRY_FROM                                                                       \
+	(KILN_JOB_MASK(KILN_JOB_DISCARDED) | KILN_JOB_MASK(KILN_JOB_RETRYABLE) |                   \
+	 KILN_JOB_MASK(KILN_JOB_CANCELLED))
+#define KILN_JOBS_STOP_FROM                                                                        \
+	(KILN_JOB_MASK(KILN_JOB_AVAILABLE) | KILN_JOB_MASK(KILN_JOB_SCHEDULED) |                   \
+	 KILN_JOB_MASK(KILN_JOB_RUNNING) | KILN_JOB_MASK(KILN_JOB_RETRYABLE))
+
+/* The name of state s ("available"), or NULL when out of range. */
+const char *kiln_job_state_name(int s);
+
+/* The state called name, or -1 when there is none. */
+int kiln_job_state_parse(const char *name);
+
+/* The states of mask as "available, scheduled or retryable" into out.
+ * Returns out (truncated when outlen is too small). */
+char *kiln_jobs_states_text(unsigned mask, char *out, size_t outlen);
+
+/* Returned by the moves when no job has that id, and when the job is in a
+ * state the move does not start from (its state is then in state). */
+#define KILN_JOBS_NOT_FOUND   2
+#define KILN_JOBS_WRONG_STATE 3
+
+/* Move job id, when its state is in from (a KILN_JOB_MASK set; 0 = the
+ * move's own set above, and states outside it never move):
+ *   retry:   available now (scheduled_at = now), finalized_at cleared, one
+ *            more attempt allowed when exhausted; the executors are woken
+ *   discard: discarded, finalized now
+ *   cancel:  cancelled, finalized now
+ * A running job that is discarded or cancelled finishes its run, whose
+ * outcome is then ignored. Runs on db's connection, inside the caller's
+ * transaction if one is open. Returns 0 when moved, KILN_JOBS_NOT_FOUND,
+ * KILN_JOBS_WRONG_STATE with the job's state in state (KILN_JOB_STATE_MAX
+ * bytes, may be NULL), or -1 with err set. */
+int kiln_jobs_retry(struct kiln_db *db, int64_t id, unsigned from, char *state, char *err,
+                    size_t errlen);
+int kiln_jobs_discard(struct kiln_db *db, int64_t id, unsigned from, char *state, char *err,
+                      size_t errlen);
+int kiln_jobs_cancel(struct kiln_db *db, int64_t id, unsigned from, char *state, char *err,
+                     size_t errlen);
+
+struct kiln_jobs_counts {
+	int64_t count[KILN_JOB_STATES]; /* by enum kiln_job_state */
+	double oldest_available_s;      /* age of the oldest runnable job; 0 when none */
+};
+
+/* Count the jobs by state, each statement bounded by timeout_ms (0 = the
+ * configured statement timeout). pending_only counts only the states not
+ * yet final (available, scheduled, running, retryable; the others are left
+ * 0) through the queue's partial indexes, so its cost follows the backlog,
+ * not the history. Returns 0, or -1 with err set. */
+int kiln_jobs_count(struct kiln_db *db, int pending_only, int64_t timeout_ms,
+                    struct kiln_jobs_counts *out, char *err, size_t errlen);
+
 #endif

@@ -21,6 +21,9 @@
 #define KILN_STATS_BUCKETS         14 /* finite upper bounds, see kiln_stats_bucket_us */
 #define KILN_STATS_CLASSES         5  /* status 1xx .. 5xx */
 #define KILN_STATS_MAX_COUNTERS    32
+#define KILN_STATS_MAX_KINDS       15 /* job kinds of kiln-worker, + "other" */
+#define KILN_STATS_KINDS           (KILN_STATS_MAX_KINDS + 1)
+#define KILN_STATS_KIND_OTHER      KILN_STATS_MAX_KINDS
 
 enum kiln_worker_state {
 	KILN_WORKER_EMPTY = 0, /* slot unused */
@@ -47,6 +50,15 @@ enum kiln_stats_db_outcome {
 	KILN_STATS_DB_OUTCOMES
 };
 
+/* How one run of a job ended (kiln_stats_job). */
+enum kiln_stats_job_outcome {
+	KILN_STATS_JOB_COMPLETED = 0,
+	KILN_STATS_JOB_FAILED,      /* failed; it will be retried */
+	KILN_STATS_JOB_DISCARDED,   /* failed its last attempt */
+	KILN_STATS_JOB_INTERRUPTED, /* stopped by a shutdown; it will run again */
+	KILN_STATS_JOB_OUTCOMES
+};
+
 struct kiln_stats_route {
 	uint64_t count[KILN_STATS_CLASSES]; /* by status class */
 	uint64_t duration_us_sum;
@@ -64,6 +76,13 @@ struct kiln_stats_db {
 	uint64_t connect_failures;
 };
 
+/* The job runs of one kind in one slot (kiln-worker records them). */
+struct kiln_stats_job {
+	uint64_t outcomes[KILN_STATS_JOB_OUTCOMES];
+	uint64_t duration_us_sum;
+	uint64_t buckets[KILN_STATS_BUCKETS + 1]; /* see kiln_stats_job_bucket_us */
+};
+
 struct kiln_stats_slot {
 	int32_t pid;
 	int32_t state;         /* enum kiln_worker_state */
@@ -75,6 +94,7 @@ struct kiln_stats_slot {
 	uint64_t counters[KILN_STATS_MAX_COUNTERS]; /* app-defined, see names */
 	struct kiln_stats_route routes[KILN_STATS_ROUTES];
 	struct kiln_stats_db db;
+	struct kiln_stats_job jobs[KILN_STATS_KINDS]; /* by kind; last is "other" */
 };
 
 struct kiln_stats_header {
@@ -93,6 +113,9 @@ struct kiln_stats_header {
 	char counter_name[KILN_STATS_MAX_COUNTERS][48];
 	char build_version[16]; /* KILN_VERSION of the program that made the file */
 	char build_commit[48];  /* KILN_COMMIT */
+	uint32_t nkinds;        /* job kinds labelled below (kiln_stats_label_kinds) */
+	uint32_t slots_used;    /* slots [0, slots_used) were ever taken; the rest are zero */
+	char job_kind[KILN_STATS_MAX_KINDS][32];
 };
 
 struct kiln_stats {
@@ -109,6 +132,9 @@ uint64_t kiln_stats_bucket_us(int i);
 /* The same for PostgreSQL statement durations, whose buckets start lower. */
 uint64_t kiln_stats_db_bucket_us(int i);
 
+/* The same for job durations, which run up to minutes. */
+uint64_t kiln_stats_job_bucket_us(int i);
+
 /* Create the scoreboard file at path, mode 0644, and map it shared. The
  * file is written under a temporary name and renamed into place, so a
  * reader that still maps an earlier file at path keeps that one intact and
@@ -120,6 +146,12 @@ int kiln_stats_create(struct kiln_stats *st, const char *path, const char *app,
                       const char *const *methods, const char *const *patterns, size_t nroutes,
                       const char *const *counter_names);
 
+/* Label the job-kind rows of a scoreboard just created (kiln-worker: its
+ * table of kinds, NULL-terminated), before any worker records a job. Kinds
+ * beyond KILN_STATS_MAX_KINDS are left out and count as "other". Returns
+ * the number of kinds labelled. */
+int kiln_stats_label_kinds(struct kiln_stats *st, const char *const *kinds);
+
 /* Map an existing scoreboard read-only. Returns 0, or -1 (errno; EINVAL for
  * a file that is not a kiln scoreboard of this layout version). */
 int kiln_stats_open(struct kiln_stats *st, const char *path);
@@ -129,6 +161,11 @@ void kiln_stats_close(struct kiln_stats *st);
 
 /* Slot i, or NULL when out of range. */
 struct kiln_stats_slot *kiln_stats_slot(const struct kiln_stats *st, int i);
+
+/* The master: slot i for a new worker, marked taken (slots_used), so the
+ * rendering reads only the slots that can hold figures. Returns the slot,
+ * or NULL when out of range or st is not the writable mapping. */
+struct kiln_stats_slot *kiln_stats_take(struct kiln_stats *st, int i);
 
 /* Worker side: mark the start and the end of a request in its slot. route is
  * the index into the route table (or KILN_STATS_ROUTE_UNMATCHED). */
@@ -145,6 +182,11 @@ void kiln_stats_count(struct kiln_stats_slot *s, int counter, uint64_t n);
 void kiln_stats_db_query(struct kiln_stats_db *d, int outcome, int64_t duration_ns);
 void kiln_stats_db_connect(struct kiln_stats_db *d, int ok);
 
+/* Worker side: record one run of a job. kind is the index of its kind in
+ * the labelled table, or KILN_STATS_KIND_OTHER (also for any index out of
+ * range); outcome is an enum kiln_stats_job_outcome. */
+void kiln_stats_job(struct kiln_stats_slot *s, int kind, int outcome, int64_t duration_ns);
+
 /* Sum of one route's figures over every slot (for admin and tests). */
 void kiln_stats_route_total(const struct kiln_stats *st, int route, struct kiln_stats_route *out);
 
@@ -160,7 +202,12 @@ void kiln_stats_route_total(const struct kiln_stats *st, int route, struct kiln_
  *   kiln_db_query_duration_seconds (histogram), kiln_db_connects_total,
  *   kiln_db_connect_errors_total
  *   kiln_build_info{version,commit}
- *   kiln_<counter>_total for each app counter (merged by name across boards)
+ *   kiln_jobs_executed_total{kind,outcome}, kiln_job_duration_seconds{kind}
+ *   (histogram): boards with labelled job kinds, each kind that has run
+ *   kiln_<counter>_total for each app counter (merged by name across boards).
+ *   A counter named "family:label=value" is the series
+ *   kiln_family_total{label="value"}, so several counters form one
+ *   family with a bounded label (kiln-auth's logins by outcome).
  * The HTTP families cover only boards of programs with routes (kiln-worker
  * has none). A board whose app repeats an earlier board's is skipped, so no
  * label set appears twice; so is an app counter whose name would be one of
