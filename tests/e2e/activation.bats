@@ -3,6 +3,8 @@
 # and --listen, spoken to directly over FastCGI (cgi-fcgi); plus -t,
 # sd_notify, max_requests recycling and SIGUSR1 log reopening.
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	load helpers
 	D=$(mktemp -d /tmp/kiln-act.XXXXXX)
@@ -115,7 +117,7 @@ live_ok() {
 	first=$(pgrep -P "$!")
 	for i in $(seq 1 12); do wait_until 5 live_ok "$D/r.sock"; done
 	wait_until 5 bash -c "[ -n \"\$(pgrep -P $!)\" ] && [ \"\$(pgrep -P $!)\" != '$first' ]"
-	! grep -q '"msg":"worker died"' "$D/r.log"
+	run ! grep -q '"msg":"worker died"' "$D/r.log"
 }
 
 @test "SIGUSR1 reopens the log file after rotation" {
