@@ -23,11 +23,18 @@ struct auth_ctx {
 
 extern struct auth_ctx auth;
 
-/* Scoreboard counters (kiln_<name>_total in /metrics). */
+/* Scoreboard counters (kiln_<name>_total in /metrics), in the order of
+ * auth_counter_names. C_LOGIN_* are kiln_auth_logins_total{outcome}: every
+ * POST /auth/login that reaches kiln-auth counts once, by its answer. */
 enum auth_counter {
 	C_REGISTRATIONS,
-	C_LOGINS_OK,
-	C_LOGINS_FAILED,
+	C_LOGIN_SUCCESS,         /* 200 */
+	C_LOGIN_BAD_CREDENTIALS, /* 401: unknown email or wrong password */
+	C_LOGIN_LOCKED,          /* 403: locked by an administrator */
+	C_LOGIN_THROTTLED,       /* 429: too many failures for the account */
+	C_LOGIN_RATE_LIMITED,    /* 429: too many attempts from the address */
+	C_LOGIN_INVALID,         /* another 4xx: a malformed request */
+	C_LOGIN_ERROR,           /* 5xx: a dependency failed */
 	C_LOCKOUTS,
 	C_REFRESHES,
 	C_REFRESH_REUSE,

@@ -16,10 +16,20 @@
 
 struct auth_ctx auth;
 
-const char *const auth_counter_names[] = {
-    "auth_registrations",    "auth_logins_ok",       "auth_logins_failed",
-    "auth_lockouts",         "auth_refreshes",       "auth_refresh_reuse_detected",
-    "auth_password_changes", "ratelimit_rejections", NULL};
+const char *const auth_counter_names[] = {"auth_registrations",
+                                          "auth_logins:outcome=success",
+                                          "auth_logins:outcome=bad_credentials",
+                                          "auth_logins:outcome=locked",
+                                          "auth_logins:outcome=throttled",
+                                          "auth_logins:outcome=rate_limited",
+                                          "auth_logins:outcome=invalid",
+                                          "auth_logins:outcome=error",
+                                          "auth_lockouts",
+                                          "auth_refreshes",
+                                          "auth_refresh_reuse_detected",
+                                          "auth_password_changes",
+                                          "ratelimit_rejections",
+                                          NULL};
 
 void auth_count(enum auth_counter c)
 {

@@ -94,7 +94,6 @@ static void record_failure(struct kiln_req *req, const struct account *a)
 	int64_t failures = 0, window = 0, hour_left = 0, delay;
 	PGresult *res;
 
-	auth_count(C_LOGINS_FAILED);
 	snprintf(id, sizeof(id), "%lld", (long long)a->id);
 	res = kiln_req_sql(req, kiln_server_db(), "login_fail", sql_fail, 1, p);
 	if (res == NULL)
@@ -142,7 +141,6 @@ static int sign_in(struct kiln_req *req, const struct account *a, const char *pw
 	if (kiln_req_commit(req, kiln_server_db()) < 0)
 		return 0;
 	kiln_strlcpy(c.role, a->role, sizeof(c.role));
-	auth_count(C_LOGINS_OK);
 	kiln_info("login", "user_id=%lld session_id=%lld rehashed=%d", (long long)a->id,
 	          (long long)c.sid, newhash[0] != '\0');
 	return auth_send_tokens(req, 200, &c, refresh);
@@ -151,6 +149,21 @@ static int sign_in(struct kiln_req *req, const struct account *a, const char *pw
 static int invalid_credentials(struct kiln_req *req)
 {
 	return kiln_problem(req, 401, "invalid email or password", NULL);
+}
+
+/* Count a login by the answer it got (rc: the handler's return, a status
+ * when 400-599). Returns rc. */
+static int count_login(const struct kiln_req *req, int rc)
+{
+	int status = rc >= 400 && rc <= 599 ? rc : req->resp.status;
+
+	auth_count(status == 200                   ? C_LOGIN_SUCCESS
+	           : status == 401                 ? C_LOGIN_BAD_CREDENTIALS
+	           : status == 403                 ? C_LOGIN_LOCKED
+	           : status == 429                 ? C_LOGIN_THROTTLED
+	           : status >= 400 && status < 500 ? C_LOGIN_INVALID
+	                                           : C_LOGIN_ERROR);
+	return rc;
 }
 
 int auth_login(struct kiln_req *req)
@@ -162,8 +175,12 @@ int auth_login(struct kiln_req *req)
 	char norm[KILN_EMAIL_MAX + 1];
 	int found, rc = 0;
 
-	if (auth_ratelimit(req, "login") < 0 || kiln_input_begin(req, &in, fields) < 0)
+	if (auth_ratelimit(req, "login") < 0) {
+		auth_count(C_LOGIN_RATE_LIMITED);
 		return 0;
+	}
+	if (kiln_input_begin(req, &in, fields) < 0)
+		return count_login(req, 0);
 	kiln_json_string(in.obj, "email", 1, 1, 1024, &email, &in.errs);
 	kiln_json_string(in.obj, "password", 1, 1, KILN_PASSWORD_MAX, &pw, &in.errs);
 	if (kiln_input_check(req, &in) < 0)
@@ -195,5 +212,5 @@ int auth_login(struct kiln_req *req)
 		rc = sign_in(req, &a, pw);
 out:
 	kiln_input_free(&in);
-	return rc;
+	return count_login(req, rc);
 }

@@ -116,6 +116,13 @@ static void executor_log_outcome(struct executor *ex, const struct kiln_job *job
 	double ms = (double)dur_ns / 1e6;
 	int last = job->attempt >= job->max_attempts;
 
+	kiln_stats_job(ex->slot, job_kind_index(job->kind),
+	               rc == JOB_OK            ? KILN_STATS_JOB_COMPLETED
+	               : rc == JOB_INTERRUPTED ? KILN_STATS_JOB_INTERRUPTED
+	               : last                  ? KILN_STATS_JOB_DISCARDED
+	                                       : KILN_STATS_JOB_FAILED,
+	               dur_ns);
+
 	if (rc == JOB_OK) {
 		worker_count(C_JOBS_COMPLETED, 1);
 		kiln_log(ex->cfg->log.access ? KILN_LOG_INFO : KILN_LOG_DEBUG, "job completed",

@@ -104,6 +104,26 @@ static const struct job_kind kinds[] = {
     {"count", 0, 1, kind_count},
 };
 
+const char *const *job_kind_names(void)
+{
+	static const char *names[KILN_ARRAY_LEN(kinds) + 1];
+	size_t i;
+
+	for (i = 0; i < KILN_ARRAY_LEN(kinds); i++)
+		names[i] = kinds[i].kind;
+	return names;
+}
+
+int job_kind_index(const char *kind)
+{
+	size_t i;
+
+	for (i = 0; i < KILN_ARRAY_LEN(kinds) && i < KILN_STATS_MAX_KINDS; i++)
+		if (strcmp(kinds[i].kind, kind) == 0)
+			return (int)i;
+	return KILN_STATS_KIND_OTHER;
+}
+
 const struct job_kind *job_kind_find(const char *kind, int test_kinds)
 {
 	size_t i;

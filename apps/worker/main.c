@@ -82,6 +82,7 @@ int main(int argc, char **argv)
 	struct kiln_app app = {
 	    .name = "worker",
 	    .counter_names = worker_counter_names,
+	    .job_kinds = job_kind_names(),
 	    .check_config = check_config,
 	    .run = executor_run,
 	};

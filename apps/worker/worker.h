@@ -62,6 +62,14 @@ struct job_kind {
  * test kinds are off). */
 const struct job_kind *job_kind_find(const char *kind, int test_kinds);
 
+/* Every kind of the table, NULL-terminated, in table order: the labels of
+ * the scoreboard's job rows (kiln_jobs_executed_total{kind}). */
+const char *const *job_kind_names(void);
+
+/* The row of kind in job_kind_names() (whether or not its handler is
+ * enabled), or KILN_STATS_KIND_OTHER for a kind not in the table. */
+int job_kind_index(const char *kind);
+
 /* The integer member name of the job's args (a JSON object), required,
  * within [min, max]. Returns 0, or -1 with err set ("args: ..."). */
 int job_arg_int(const struct kiln_job *job, const char *name, int64_t min, int64_t max,

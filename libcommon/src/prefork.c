@@ -64,7 +64,7 @@ static int spawn_worker(void)
 			break;
 	if (i == KILN_STATS_MAX_SLOTS)
 		return -1;
-	s = kiln_stats_slot(&kiln_srv.stats, i);
+	s = kiln_stats_take(&kiln_srv.stats, i);
 	/* STARTING before fork: the child sets IDLE itself, and must not be
 	 * overwritten by a late store from the parent. */
 	__atomic_store_n(&s->state, KILN_WORKER_STARTING, __ATOMIC_RELAXED);

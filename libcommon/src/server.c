@@ -309,6 +309,7 @@ static int open_scoreboard(void)
 		kiln_error("cannot create scoreboard", "path=%s error=%s", path, strerror(errno));
 		return -1;
 	}
+	kiln_stats_label_kinds(&kiln_srv.stats, app->job_kinds);
 	return 0;
 }
 

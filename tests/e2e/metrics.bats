@@ -132,6 +132,55 @@ no_less() {
 	[[ "$body" == *"kiln_http_requests_total{app=\"metrics\",route=\"/metrics\",method=\"GET\",code=\"4xx\"}"* ]]
 }
 
+@test "/metrics refuses an address outside nginx's allow-list, token or not" {
+	code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' --interface 127.0.0.2 \
+		-H "Authorization: Bearer $TOKEN" "$BASE/metrics")
+	assert_equal "$code" 403
+	run grep -c 'kiln_' "$BATS_TEST_TMPDIR/out"
+	assert_output 0
+	# The same request from 127.0.0.1 is served: the address made the difference.
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$BASE/metrics")
+	assert_equal "$code" 200
+}
+
+@test "after traffic every metric family is present" {
+	code_is 200 /health/live
+	code_is 200 /health/ready
+	new_user f
+	[ -x "$KILN_BUILD/kiln-api" ] && code_is 200 /api/v1/exercises
+	"$KILN_BUILD/kilnctl" -c "$STACK/kiln.conf" jobs enqueue noop >/dev/null
+	wait_until 10 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' '$BASE/metrics' |
+		grep -q '^kiln_jobs_executed_total{app=\"worker\",kind=\"noop\"'"
+	scrape m
+	for f in kiln_http_requests_total kiln_http_request_duration_seconds_bucket \
+		kiln_http_request_duration_seconds_sum kiln_http_request_duration_seconds_count \
+		kiln_http_request_bytes_total kiln_http_response_bytes_total \
+		kiln_http_requests_in_flight kiln_workers kiln_worker_restarts_total \
+		kiln_db_queries_total kiln_db_query_errors_total kiln_db_query_duration_seconds_bucket \
+		kiln_db_connects_total kiln_db_connect_errors_total \
+		kiln_jobs_executed_total kiln_job_duration_seconds_bucket \
+		kiln_build_info kiln_auth_logins_total kiln_auth_lockouts_total \
+		kiln_auth_refresh_reuse_detected_total kiln_ratelimit_rejections_total \
+		kiln_jobs kiln_jobs_oldest_available_age_seconds kiln_metrics_scrape_errors_total \
+		process_cpu_seconds_total process_resident_memory_bytes process_open_fds \
+		process_start_time_seconds; do
+		grep -q "^$f[{ ]" "$BATS_TEST_TMPDIR/m" || {
+			echo "no sample of $f" >&2
+			return 1
+		}
+	done
+	if [ -x "$KILN_BUILD/kiln-api" ]; then
+		for f in kiln_api_cache_hits_total kiln_api_cache_misses_total; do
+			grep -q "^$f{" "$BATS_TEST_TMPDIR/m"
+		done
+	fi
+	# Every family has HELP and TYPE.
+	run awk '/^# TYPE / { t[$3] = 1 } /^# HELP / { h[$3] = 1 }
+		END { for (f in t) if (!(f in h)) { print "no HELP: " f; bad = 1 }; exit bad }' \
+		"$BATS_TEST_TMPDIR/m"
+	assert_success
+}
+
 @test "promtool accepts the exposition; every family once, its samples together" {
 	http GET /health/ready
 	scrape m
@@ -183,8 +232,8 @@ no_less() {
 	login "$email" "$pw"
 	scrape b
 	assert_equal "$(delta a b 'kiln_auth_registrations_total{app="auth"}')" 1
-	assert_equal "$(delta a b 'kiln_auth_logins_failed_total{app="auth"}')" 1
-	assert_equal "$(delta a b 'kiln_auth_logins_ok_total{app="auth"}')" 1
+	assert_equal "$(delta a b 'kiln_auth_logins_total{app="auth",outcome="bad_credentials"}')" 1
+	assert_equal "$(delta a b 'kiln_auth_logins_total{app="auth",outcome="success"}')" 1
 	assert_equal "$(delta a b 'kiln_http_requests_total{app="auth",route="/auth/login",method="POST",code="4xx"}')" 1
 	q=$(delta a b 'kiln_db_queries_total{app="auth"}')
 	[ "$q" -ge 3 ]
@@ -192,6 +241,77 @@ no_less() {
 	assert_equal "$(delta a b 'kiln_db_query_duration_seconds_count{app="auth"}')" "$q"
 	assert_equal "$(delta a b 'kiln_db_query_errors_total{app="auth",reason="refused"}')" 0
 	[ "$(val b 'kiln_db_connects_total{app="auth"}')" -ge 1 ]
+}
+
+@test "logins: one family by outcome, each attempt counted once" {
+	scrape a
+	email=$(new_email o)
+	pw=$(new_password)
+	register_user "$email" "$pw"
+	login "$email" "$pw"
+	login_req "$email" "not-the-password-$RANDOM"
+	assert_equal "$status_code" 401
+	login_req "nobody-$RANDOM@example.com" "$pw"
+	assert_equal "$status_code" 401
+	post_json /auth/login '{"email":"x@example.com"}'
+	assert_equal "$status_code" 422
+	psql_kiln "UPDATE users SET locked = true WHERE id = $USER_ID"
+	login_req "$email" "$pw"
+	assert_equal "$status_code" 403
+	scrape b
+	l='kiln_auth_logins_total{app="auth",outcome='
+	assert_equal "$(delta a b "$l\"success\"}")" 1
+	assert_equal "$(delta a b "$l\"bad_credentials\"}")" 2
+	assert_equal "$(delta a b "$l\"invalid\"}")" 1
+	assert_equal "$(delta a b "$l\"locked\"}")" 1
+	assert_equal "$(delta a b "$l\"error\"}")" 0
+	# One family, every outcome a series of it from the start.
+	[ "$(grep -c '^# TYPE kiln_auth_logins_total counter$' "$BATS_TEST_TMPDIR/b")" = 1 ]
+	for o in success bad_credentials locked throttled rate_limited invalid error; do
+		[ "$(val b "$l\"$o\"}")" != absent ]
+	done
+	[ "$(grep -c '^kiln_auth_logins_[a-z]*_total' "$BATS_TEST_TMPDIR/b")" = 0 ]
+	# Together they are the login requests kiln-auth answered.
+	n=$(awk '/^kiln_auth_logins_total\{/ { s += $NF } END { print s }' "$BATS_TEST_TMPDIR/b")
+	m=$(awk '/^kiln_http_requests_total\{app="auth",route="\/auth\/login",method="POST"/ { s += $NF }
+		END { print s }' "$BATS_TEST_TMPDIR/b")
+	assert_equal "$n" "$m"
+}
+
+@test "jobs executed by kind and outcome, unknown kinds as other, durations by kind" {
+	ctl() { "$KILN_BUILD/kilnctl" -c "$STACK/kiln.conf" "$@" >/dev/null; }
+	scrape a
+	ctl jobs enqueue noop --count 3
+	ctl jobs enqueue fail --max-attempts 2
+	ctl jobs enqueue no_such_kind_here --max-attempts 1
+	ctl jobs enqueue sleep '{"ms": 300}'
+	j='kiln_jobs_executed_total{app="worker",kind='
+	# The fail job's second attempt comes after a backoff of a few seconds.
+	wait_until 60 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' '$BASE/metrics' |
+		grep -q '^$j\"fail\",outcome=\"discarded\"} [1-9]'"
+	wait_until 10 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' '$BASE/metrics' |
+		grep -q '^$j\"sleep\",outcome=\"completed\"} [1-9]'"
+	scrape b
+	assert_equal "$(delta a b "$j\"noop\",outcome=\"completed\"}")" 3
+	assert_equal "$(delta a b "$j\"fail\",outcome=\"failed\"}")" 1
+	assert_equal "$(delta a b "$j\"fail\",outcome=\"discarded\"}")" 1
+	assert_equal "$(delta a b "$j\"other\",outcome=\"discarded\"}")" 1
+	assert_equal "$(delta a b "$j\"sleep\",outcome=\"completed\"}")" 1
+	[ "$(grep -c 'no_such_kind_here' "$BATS_TEST_TMPDIR/b")" = 0 ]
+	# The sleep job's 300 ms are in its histogram: above the 0.25 s bound.
+	d='kiln_job_duration_seconds_bucket{app="worker",kind="sleep",le='
+	assert_equal "$(delta a b "$d\"0.25\"}")" 0
+	assert_equal "$(delta a b "$d\"+Inf\"}")" 1
+	assert_equal "$(delta a b 'kiln_job_duration_seconds_count{app="worker",kind="noop"}')" 3
+	# (The kind sleeps on a millisecond clock: 299.x ms is a full 300.)
+	awk -v v="$(delta a b 'kiln_job_duration_seconds_sum{app="worker",kind="sleep"}')" \
+		'BEGIN { exit !(v >= 0.299 && v < 5) }'
+	# Every run is in both families.
+	run awk '/^kiln_jobs_executed_total\{/ { e += $NF }
+		/^kiln_job_duration_seconds_count\{/ { c += $NF } END { print e, c; exit e != c }' \
+		"$BATS_TEST_TMPDIR/b"
+	echo "$output"
+	assert_success
 }
 
 @test "worker: completed jobs are counted; the queue gauges show a waiting job's age" {

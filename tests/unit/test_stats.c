@@ -68,7 +68,7 @@ static int teardown(void **state)
 /* A worker takes slot i: what the server does when it forks one. */
 static struct kiln_stats_slot *take_slot(struct fixture *f, int i, int32_t pid)
 {
-	struct kiln_stats_slot *s = kiln_stats_slot(&f->w, i);
+	struct kiln_stats_slot *s = kiln_stats_take(&f->w, i);
 
 	assert_non_null(s);
 	s->pid = pid;
@@ -485,7 +485,7 @@ static void test_render_merges_families_across_boards(void **state)
 	struct kiln_buf out;
 
 	make_board(&w2, &r2, path, "u", m2, p2, 2, c2);
-	b0 = kiln_stats_slot(&w2, 0);
+	b0 = kiln_stats_take(&w2, 0);
 	b0->pid = getpid();
 	b0->state = KILN_WORKER_IDLE;
 	request(a0, 0, 200, MS);
@@ -590,8 +590,8 @@ static void test_render_escapes_label_values(void **state)
 
 	(void)state;
 	make_board(&st, &rd, path, "a\"pp", m, p, 1, NULL);
-	kiln_stats_slot(&st, 0)->pid = getpid();
-	kiln_stats_end(kiln_stats_slot(&st, 0), 0, 200, MS, 0, 0);
+	kiln_stats_take(&st, 0)->pid = getpid();
+	kiln_stats_end(kiln_stats_take(&st, 0), 0, 200, MS, 0, 0);
 	one = &rd;
 	render_boards(&one, 1, &b);
 	assert_non_null(
@@ -648,9 +648,9 @@ static void test_counter_named_like_a_family_is_left_out(void **state)
 
 	(void)state;
 	make_board(&st, &rd, path, "x", methods, patterns, 2, c);
-	kiln_stats_slot(&st, 0)->pid = getpid();
-	kiln_stats_count(kiln_stats_slot(&st, 0), 0, 5);
-	kiln_stats_count(kiln_stats_slot(&st, 0), 2, 6);
+	kiln_stats_take(&st, 0)->pid = getpid();
+	kiln_stats_count(kiln_stats_take(&st, 0), 0, 5);
+	kiln_stats_count(kiln_stats_take(&st, 0), 2, 6);
 	one = &rd;
 	render_boards(&one, 1, &b);
 	assert_exposition(b.data);
@@ -674,7 +674,7 @@ static void test_program_without_routes_has_no_http_series(void **state)
 
 	(void)state;
 	make_board(&st, &rd, path, "worker", NULL, NULL, 0, c);
-	s = kiln_stats_slot(&st, 0);
+	s = kiln_stats_take(&st, 0);
 	s->pid = getpid();
 	/* kiln-worker records each job like a request on the "other" row. */
 	kiln_stats_begin(s, "JOB", "grade");
@@ -845,11 +845,182 @@ static void test_open_rejects_a_file_that_is_not_a_scoreboard(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
+static void test_job_runs_render_by_kind_and_outcome(void **state)
+{
+	static const char *const kinds[] = {"noop", "grade", NULL};
+	static const char *const want[] = {
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"noop\",outcome=\"completed\"} 2",
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"noop\",outcome=\"failed\"} 1",
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"noop\",outcome=\"discarded\"} 0",
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"noop\",outcome=\"interrupted\"} 0",
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"other\",outcome=\"completed\"} 0",
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"other\",outcome=\"failed\"} 0",
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"other\",outcome=\"discarded\"} 2",
+	    "kiln_jobs_executed_total{app=\"worker\",kind=\"other\",outcome=\"interrupted\"} 0",
+	    "kiln_job_duration_seconds_bucket{app=\"worker\",kind=\"noop\",le=\"0.001\"} 1",
+	    "kiln_job_duration_seconds_bucket{app=\"worker\",kind=\"noop\",le=\"0.005\"} 2",
+	    "kiln_job_duration_seconds_bucket{app=\"worker\",kind=\"noop\",le=\"300\"} 3",
+	    "kiln_job_duration_seconds_bucket{app=\"worker\",kind=\"noop\",le=\"+Inf\"} 3",
+	    "kiln_job_duration_seconds_sum{app=\"worker\",kind=\"noop\"} 120.006",
+	    "kiln_job_duration_seconds_count{app=\"worker\",kind=\"noop\"} 3",
+	    "kiln_job_duration_seconds_count{app=\"worker\",kind=\"other\"} 2",
+	};
+	char path[] = "/tmp/kiln-stats-XXXXXX";
+	const struct kiln_stats *one;
+	struct kiln_stats st, rd;
+	struct kiln_stats_slot *a, *b;
+	struct kiln_buf out;
+	size_t i;
+
+	(void)state;
+	make_board(&st, &rd, path, "worker", NULL, NULL, 0, NULL);
+	assert_int_equal(kiln_stats_label_kinds(&st, kinds), 2);
+	assert_int_equal(kiln_stats_label_kinds(&rd, kinds), 0); /* read-only */
+	assert_int_equal(rd.hdr->nkinds, 2);
+	assert_string_equal(rd.hdr->job_kind[1], "grade");
+	a = kiln_stats_take(&st, 0);
+	b = kiln_stats_take(&st, 1);
+	a->pid = b->pid = getpid();
+	kiln_stats_job(a, 0, KILN_STATS_JOB_COMPLETED, 1 * MS);
+	kiln_stats_job(b, 0, KILN_STATS_JOB_COMPLETED, 5 * MS);
+	kiln_stats_job(b, 0, KILN_STATS_JOB_FAILED, 120000 * MS);
+	/* Unknown kinds and any index out of range go to "other". */
+	kiln_stats_job(a, KILN_STATS_KIND_OTHER, KILN_STATS_JOB_DISCARDED, MS);
+	kiln_stats_job(a, 99, KILN_STATS_JOB_DISCARDED, MS);
+	one = &rd;
+	render_boards(&one, 1, &out);
+	assert_exposition(out.data);
+	for (i = 0; i < KILN_ARRAY_LEN(want); i++)
+		if (strstr(out.data, want[i]) == NULL ||
+		    strstr(out.data, want[i])[strlen(want[i])] != '\n')
+			fail_msg("missing: %s\n%s", want[i], out.data);
+	/* A kind that never ran has no series; nor has the worker HTTP ones. */
+	assert_null(strstr(out.data, "kind=\"grade\""));
+	assert_null(strstr(out.data, "kiln_http_requests_total{"));
+	assert_int_equal(count_of(out.data, "# TYPE kiln_job_duration_seconds histogram\n"), 1);
+	kiln_buf_free(&out);
+	kiln_stats_close(&rd);
+	kiln_stats_close(&st);
+}
+
+static void test_programs_without_kinds_have_no_job_series(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_stats_slot *s = take_slot(f, 0, getpid());
+	struct kiln_buf b;
+
+	/* Recorded, but the board labels no kinds: nothing to show it under. */
+	kiln_stats_job(s, 0, KILN_STATS_JOB_COMPLETED, MS);
+	render(f, &b);
+	assert_exposition(b.data);
+	assert_non_null(strstr(b.data, "# TYPE kiln_jobs_executed_total counter\n"));
+	assert_null(strstr(b.data, "kiln_jobs_executed_total{"));
+	assert_null(strstr(b.data, "kiln_job_duration_seconds_count{"));
+	kiln_buf_free(&b);
+}
+
+static void test_job_bucket_bounds_reach_minutes(void **state)
+{
+	(void)state;
+	assert_int_equal(kiln_stats_job_bucket_us(0), 1000);
+	assert_int_equal(kiln_stats_job_bucket_us(KILN_STATS_BUCKETS - 1), 300000000);
+	assert_int_equal(kiln_stats_job_bucket_us(KILN_STATS_BUCKETS), UINT64_MAX);
+}
+
+static void test_too_many_kinds_are_left_out(void **state)
+{
+	const char *kinds[KILN_STATS_MAX_KINDS + 3];
+	char names[KILN_STATS_MAX_KINDS + 2][8];
+	char path[] = "/tmp/kiln-stats-XXXXXX";
+	struct kiln_stats st, rd;
+	int i;
+
+	(void)state;
+	for (i = 0; i < KILN_STATS_MAX_KINDS + 2; i++) {
+		snprintf(names[i], sizeof(names[i]), "k%d", i);
+		kinds[i] = names[i];
+	}
+	kinds[i] = NULL;
+	make_board(&st, &rd, path, "worker", NULL, NULL, 0, NULL);
+	assert_int_equal(kiln_stats_label_kinds(&st, kinds), KILN_STATS_MAX_KINDS);
+	assert_int_equal(rd.hdr->nkinds, KILN_STATS_MAX_KINDS);
+	kiln_stats_close(&rd);
+	kiln_stats_close(&st);
+}
+
+static void test_labelled_counters_form_one_family(void **state)
+{
+	static const char *const c1[] = {"auth_logins:outcome=success",
+	                                 "auth_lockouts",
+	                                 "auth_logins:outcome=bad_credentials",
+	                                 "auth_logins:outcome=success", /* repeated: once */
+	                                 "weird:app=x",                 /* app is ours */
+	                                 "weird:9x=y",                  /* not a label name */
+	                                 "weird:x=",                    /* no value */
+	                                 NULL};
+	static const char *const c2[] = {"auth_logins:outcome=success", NULL};
+	char p1[] = "/tmp/kiln-stats-XXXXXX", p2[] = "/tmp/kiln-stats-XXXXXX";
+	struct kiln_stats w1, r1, w2, r2;
+	const struct kiln_stats *boards[2];
+	struct kiln_buf out;
+	int i;
+
+	(void)state;
+	make_board(&w1, &r1, p1, "auth", methods, patterns, 2, c1);
+	make_board(&w2, &r2, p2, "zeta", methods, patterns, 2, c2);
+	for (i = 0; i < 7; i++)
+		kiln_stats_count(kiln_stats_take(&w1, 0), i, (uint64_t)i + 1);
+	kiln_stats_count(kiln_stats_take(&w2, 0), 0, 9);
+	boards[0] = &r1;
+	boards[1] = &r2;
+	render_boards(boards, 2, &out);
+	assert_exposition(out.data);
+	assert_non_null(
+	    strstr(out.data, "# TYPE kiln_auth_logins_total counter\n"
+	                     "kiln_auth_logins_total{app=\"auth\",outcome=\"success\"} 1\n"
+	                     "kiln_auth_logins_total{app=\"auth\",outcome=\"bad_credentials\"} 3\n"
+	                     "kiln_auth_logins_total{app=\"zeta\",outcome=\"success\"} 9\n"));
+	assert_int_equal(count_of(out.data, "# TYPE kiln_auth_logins_total "), 1);
+	assert_non_null(strstr(out.data, "kiln_auth_lockouts_total{app=\"auth\"} 2\n"));
+	/* Malformed labels: the whole name is the family, made a valid one. */
+	assert_non_null(strstr(out.data, "kiln_weird_app_x_total{app=\"auth\"} 5\n"));
+	assert_non_null(strstr(out.data, "kiln_weird_9x_y_total{app=\"auth\"} 6\n"));
+	assert_non_null(strstr(out.data, "kiln_weird_x__total{app=\"auth\"} 7\n"));
+	kiln_buf_free(&out);
+	kiln_stats_close(&r1);
+	kiln_stats_close(&w1);
+	kiln_stats_close(&r2);
+	kiln_stats_close(&w2);
+}
+
+static void test_take_marks_the_slots_a_reader_sums(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_stats_slot *s;
+	struct kiln_stats_route t;
+
+	assert_int_equal(f->r.hdr->slots_used, 0);
+	assert_null(kiln_stats_take(&f->r, 0)); /* a reader takes nothing */
+	assert_null(kiln_stats_take(&f->w, KILN_STATS_MAX_SLOTS));
+	s = kiln_stats_take(&f->w, 5);
+	assert_ptr_equal(s, kiln_stats_slot(&f->w, 5));
+	assert_int_equal(f->r.hdr->slots_used, 6);
+	kiln_stats_take(&f->w, 2);
+	assert_int_equal(f->r.hdr->slots_used, 6);
+	request(s, 0, 200, MS);
+	kiln_stats_route_total(&f->r, 0, &t);
+	assert_int_equal(t.count[1], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bucket_bounds_are_the_documented_ones),
 	    cmocka_unit_test(test_prom_sample_formats_labels_and_values),
+	    cmocka_unit_test(test_job_bucket_bounds_reach_minutes),
+	    cmocka_unit_test(test_job_runs_render_by_kind_and_outcome),
+	    cmocka_unit_test(test_too_many_kinds_are_left_out),
+	    cmocka_unit_test(test_labelled_counters_form_one_family),
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	    T(test_reader_sees_header_written_by_creator),
 	    T(test_begin_marks_busy_and_end_marks_idle),
@@ -872,6 +1043,8 @@ int main(void)
 	    T(test_dead_worker_is_not_counted),
 	    T(test_extra_routes_are_dropped_from_the_table),
 	    T(test_open_rejects_a_file_that_is_not_a_scoreboard),
+	    T(test_programs_without_kinds_have_no_job_series),
+	    T(test_take_marks_the_slots_a_reader_sums),
 #undef T
 	};
 

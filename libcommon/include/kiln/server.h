@@ -19,6 +19,7 @@ struct kiln_app {
 	const struct kiln_route *routes;
 	size_t nroutes;
 	const char *const *counter_names; /* app counters in the scoreboard, or NULL */
+	const char *const *job_kinds;     /* kiln-worker: its job kinds (kiln_stats_label_kinds) */
 	size_t shared_size;               /* zeroed anonymous shared memory, mapped before fork */
 	/* App-specific checks of a loaded config (also for -t and SIGHUP).
 	 * Return 0, or -1 with a reason in err. May be NULL. */
