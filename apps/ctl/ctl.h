@@ -31,5 +31,7 @@ int ctl_create_admin(struct ctl *ctx, int argc, char **argv);
 int ctl_gen_secret(struct ctl *ctx, int argc, char **argv);
 int ctl_jobs(struct ctl *ctx, int argc, char **argv);
 int ctl_seed(struct ctl *ctx, int argc, char **argv);
+int ctl_backup(struct ctl *ctx, int argc, char **argv);
+int ctl_restore(struct ctl *ctx, int argc, char **argv);
 
 #endif

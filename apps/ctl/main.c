@@ -1,7 +1,7 @@
 /* kilnctl: the administrator's command line. `kilnctl [-c FILE] COMMAND`
  * looks COMMAND up in one table; each command group lives in its own file
- * (migrate.c, users.c, secret.c, jobs.c, seed.c). Exit 0 on success, 1 on failure (one line
- * on stderr), 2 on a usage error. */
+ * (migrate.c, users.c, secret.c, jobs.c, seed.c, backup.c). Exit 0 on success, 1 on failure (one
+ * line on stderr), 2 on a usage error. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,7 +11,11 @@
 #include "kiln/util.h"
 #include "ctl.h"
 
+#ifdef KILN_CONFIG_PATH
+#define CTL_DEFAULT_CONFIG KILN_CONFIG_PATH
+#else
 #define CTL_DEFAULT_CONFIG "/etc/kiln/kiln.conf"
+#endif
 
 static int ctl_check_config(struct ctl *ctx, int argc, char **argv);
 static int ctl_help(struct ctl *ctx, int argc, char **argv);
@@ -34,6 +38,10 @@ static const struct ctl_command commands[] = {
      "the job queue: counts, recent jobs, move one job, add jobs (see docs/operations.md)"},
     {"seed", ctl_seed, "--exercises N [--users M]",
      "idempotent demo data: an author, N exercises demo-0001.., M users with progress"},
+    {"backup", ctl_backup, "[--dir DIR]",
+     "pg_dump to [backup] dir with a .sha256, optional Redis copy, retention (keep, max_age)"},
+    {"restore", ctl_restore, "FILE [--database URL|NAME] [--force]",
+     "verify FILE's .sha256, pg_restore it into an empty (or --force) database, count rows"},
     {"check-config", ctl_check_config, "", "load the whole configuration and report"},
     {"help", ctl_help, "", "this text"},
 };

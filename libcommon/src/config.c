@@ -131,13 +131,19 @@ static const struct cfg_key cfg_keys[] = {
 	K_KEY(  "metrics",   "token",             metrics.token,                 16),
 	K_DUR(  "metrics",   "cache",             metrics.cache_ms,              0, 60 * SEC, "5s"),
 	K_DUR(  "metrics",   "query_timeout",     metrics.query_timeout_ms,      1, 60 * SEC, "1s"),
+	K_STR(  "backup",    "dir",               backup.dir,                    "/var/lib/kiln/backup", 0),
+	K_INT(  "backup",    "keep",              backup.keep,                   1, 10000, "7"),
+	K_DUR(  "backup",    "max_age",           backup.max_age_ms,             0, 87600 * HOUR, "720h"),
+	K_STR(  "backup",    "redis_rdb",         backup.redis_rdb,              "", 0),
+	K_DUR(  "backup",    "redis_wait",        backup.redis_wait_ms,          SEC, HOUR, "60s"),
 };
 /* clang-format on */
 
 #define CFG_NKEYS KILN_ARRAY_LEN(cfg_keys)
 
 static const char *const cfg_sections[] = {"server", "log",  "database", "redis", "memcached",
-                                           "health", "auth", "worker",   "api",   "metrics"};
+                                           "health", "auth", "worker",   "api",   "metrics",
+                                           "backup"};
 
 /* One [name] of the file; a repeated header continues the same section, so a
  * key set twice is caught even when the two lines are far apart. */

@@ -125,6 +125,15 @@ struct kiln_cfg_metrics {
 	int64_t query_timeout_ms;     /* bound of each job-queue statement */
 };
 
+/* [backup]: kilnctl backup and restore. */
+struct kiln_cfg_backup {
+	char dir[KILN_CFG_STR_MAX];       /* where dumps, checksums and rdb copies go */
+	int64_t keep;                     /* newest dumps kept; older ones are removed */
+	int64_t max_age_ms;               /* dumps older than this are removed; 0 = no limit */
+	char redis_rdb[KILN_CFG_STR_MAX]; /* Redis's dump.rdb to copy; "" = no Redis copy */
+	int64_t redis_wait_ms;            /* how long BGSAVE may take */
+};
+
 struct kiln_config {
 	char path[KILN_CFG_STR_MAX]; /* file it was loaded from */
 	char app[32];                /* program it was loaded for */
@@ -138,6 +147,7 @@ struct kiln_config {
 	struct kiln_cfg_worker worker;
 	struct kiln_cfg_api api;
 	struct kiln_cfg_metrics metrics;
+	struct kiln_cfg_backup backup;
 };
 
 /* Fill cfg with the defaults of every key. */
