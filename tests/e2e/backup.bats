@@ -5,6 +5,8 @@
 # refused; a non-empty target needs --force; retention keeps `keep` dumps
 # and drops those older than max_age; the Redis snapshot copy.
 
+bats_require_minimum_version 1.5.0
+
 setup_file() {
 	load helpers
 	stack_up # no app: PostgreSQL, Redis, memcached and nginx
@@ -128,7 +130,7 @@ newest() {
 	cp "$f" "$T/x.dump"
 	first=$(head -c 1 "$T/x.dump.sha256")
 	sed -i "s/^./$([ "$first" = 0 ] && echo f || echo 0)/" "$T/x.dump.sha256"
-	! (cd "$T" && sha256sum -c --status x.dump.sha256)
+	run ! sh -c 'cd "$1" && sha256sum -c --status x.dump.sha256' sh "$T"
 	run ctl restore "$T/x.dump" --database tampered
 	assert_failure 1
 	assert_output --partial "checksum mismatch"
@@ -192,7 +194,7 @@ newest() {
 	assert_failure 1
 	assert_output --partial "pg_dump exited with status 3"
 	[ "$(cat "$T/pw")" = s3cret-pw ]
-	! grep -q s3cret "$T/argv"
+	run ! grep -q s3cret "$T/argv"
 	grep -q -- '--format=custom' "$T/argv"
 	[ -z "$(ls -A "$BK" 2>/dev/null)" ]
 }
