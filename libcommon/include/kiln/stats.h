@@ -187,6 +187,14 @@ void kiln_stats_db_connect(struct kiln_stats_db *d, int ok);
  * range); outcome is an enum kiln_stats_job_outcome. */
 void kiln_stats_job(struct kiln_stats_slot *s, int kind, int outcome, int64_t duration_ns);
 
+/* The finite upper bounds of the HTTP, PostgreSQL and job histograms. */
+extern const uint64_t kiln_stats_http_bounds_us[KILN_STATS_BUCKETS];
+extern const uint64_t kiln_stats_db_bounds_us[KILN_STATS_BUCKETS];
+extern const uint64_t kiln_stats_job_bounds_us[KILN_STATS_BUCKETS];
+
+/* How many slots a reader must sum: those a master has ever taken. */
+uint32_t kiln_stats_used(const struct kiln_stats *st);
+
 /* Sum of one route's figures over every slot (for admin and tests). */
 void kiln_stats_route_total(const struct kiln_stats *st, int route, struct kiln_stats_route *out);
 
