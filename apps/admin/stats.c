@@ -39,7 +39,7 @@ static void stats_workers(struct kiln_buf *b, const struct kiln_stats *st, int64
 	int n = 0;
 
 	kiln_buf_adds(b, ",\"workers\":[");
-	for (i = 0; i < st->hdr->nslots; i++) {
+	for (i = 0; i < kiln_stats_used(st); i++) {
 		const struct kiln_stats_slot *s = &st->slots[i];
 		int32_t pid = LOAD(&s->pid), state = LOAD(&s->state);
 		int64_t start = LOAD(&s->req_start_ms);

@@ -119,7 +119,7 @@ static void proc_add_workers(const struct kiln_stats *st, pid_t master, double t
 	uint32_t i;
 	pid_t pid;
 
-	for (i = 0; i < st->hdr->nslots; i++) {
+	for (i = 0; i < kiln_stats_used(st); i++) {
 		const struct kiln_stats_slot *s = &st->slots[i];
 
 		pid = (pid_t)__atomic_load_n(&s->pid, __ATOMIC_RELAXED);
