@@ -64,6 +64,7 @@ expected_tree() {
 			[ "$a" = ctl ] || echo "usr/local/libexec/kiln/kiln-$a"
 		done
 		echo usr/local/bin/kilnctl
+		echo usr/local/libexec/kiln/ufw-setup
 		echo etc/kiln/kiln.conf
 		echo usr/local/share/kiln/kiln.conf.example
 		for f in "$REPO"/sql/*.sql; do echo "usr/local/share/kiln/sql/${f##*/}"; done
