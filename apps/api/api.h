@@ -22,7 +22,14 @@ struct api_ctx {
 	struct kiln_cursor_key cursor; /* derived from auth.jwt_key */
 	struct kiln_cache cache;
 	struct kiln_buf out; /* response body scratch, reused across requests */
+	int64_t uid;         /* the user api_auth admitted ... */
+	int64_t uid_req_ns;  /* ... in the request that started then (kiln_req.start_ns) */
 };
+
+/* Read-your-writes: while kiln:ryw:<user id> exists, that user's public
+ * reads go to the primary. Set for [database] ryw_window by a successful
+ * write (api_after_handler). */
+#define API_RYW_KEY "kiln:ryw:"
 
 extern struct api_ctx api;
 
@@ -36,6 +43,7 @@ enum api_counter {
 	C_IDEMPOTENT_REPLAYS,
 	C_MAINTENANCE_REJECTIONS,
 	C_REPLICA_FALLBACKS,
+	C_RYW_PRIMARY_READS,
 };
 extern const char *const api_counter_names[];
 void api_count(enum api_counter c);
@@ -62,9 +70,12 @@ int api_is_author(const struct kiln_jwt_claims *c);
  * Returns 0 to go on, or -1 after writing the response. */
 int api_writable(struct kiln_req *req);
 
-/* A read of public data: on the replica when one is configured, falling
- * back to the primary when the replica is unavailable (counted). Otherwise
- * as kiln_req_sql on the primary. */
+/* A read of public data: on a replica (round-robin over [database]
+ * replica_url/replica_urls, skipping those resting after a failure) when
+ * any is configured, falling back to the primary when none answers
+ * (counted). On the primary at once for a reader inside their
+ * read-your-writes window, and for every signed-in reader while Redis
+ * cannot be asked (counted). Returns as kiln_req_sql. */
 PGresult *api_read_sql(struct kiln_req *req, const char *name, const char *sql, int n,
                        const char *const *params);
 
@@ -84,6 +95,11 @@ void api_page_json(PGresult *res, int64_t limit, const char *scope, api_row_fn r
 
 /* Send api.out as a 200/201/... JSON response. Returns 0. */
 int api_send(struct kiln_req *req, int status);
+
+/* struct kiln_app.after_handler: after a successful (2xx) write by a
+ * signed-in user, set kiln:ryw:<uid> for ryw_window, before the response
+ * leaves, so the user's next public read sees the write. */
+void api_after_handler(struct kiln_req *req);
 
 /* struct kiln_app.worker_init: keys, cursor key, cache. Returns 0 or -1. */
 int api_worker_init(const struct kiln_config *cfg);

@@ -1,6 +1,8 @@
 /* Helpers shared by the kiln-api handlers. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "kiln/authn.h"
 #include "kiln/db.h"
@@ -14,10 +16,10 @@
 
 struct api_ctx api;
 
-const char *const api_counter_names[] = {"api_cache_hits",         "api_cache_misses",
-                                         "api_cache_errors",       "api_submissions",
-                                         "api_idempotent_replays", "api_maintenance_rejections",
-                                         "api_replica_fallbacks",  NULL};
+const char *const api_counter_names[] = {
+    "api_cache_hits",        "api_cache_misses",       "api_cache_errors",
+    "api_submissions",       "api_idempotent_replays", "api_maintenance_rejections",
+    "api_replica_fallbacks", "api_ryw_primary_reads",  NULL};
 
 void api_count(enum api_counter c)
 {
@@ -40,7 +42,71 @@ int api_worker_init(const struct kiln_config *cfg)
 
 int api_auth(struct kiln_req *req, struct kiln_jwt_claims *c)
 {
-	return kiln_authn_require(req, &api.keys, c) == 0 ? 0 : -1;
+	if (kiln_authn_require(req, &api.keys, c) != 0)
+		return -1;
+	api.uid = c->sub;
+	api.uid_req_ns = req->start_ns;
+	return 0;
+}
+
+/* The user behind req for read routing: the one api_auth admitted in this
+ * request, else the subject of a well-signed, unexpired Bearer token. The
+ * session is not checked here: this only picks a database, it grants no
+ * access. Returns the user id, or 0 for an anonymous request. */
+static int64_t api_reader(struct kiln_req *req)
+{
+	const char *h = kiln_req_header(req, "Authorization");
+	struct kiln_jwt_claims c;
+
+	if (api.uid_req_ns == req->start_ns && api.uid > 0)
+		return api.uid;
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	h += 7;
+	if (kiln_jwt_verify(&api.keys, h, strlen(h), (int64_t)time(NULL), &c) != KILN_JWT_OK)
+		return 0;
+	return c.sub;
+}
+
+/* Must req's public reads go to the primary to show the reader's own
+ * recent write? Yes while kiln:ryw:<uid> exists, and for every signed-in
+ * reader while Redis cannot be asked. Returns 1 or 0. */
+static int api_read_own_writes(struct kiln_req *req)
+{
+	int64_t uid = api_reader(req);
+	redisReply *r;
+	char err[160];
+	int primary;
+
+	if (uid <= 0 || kiln_server_config()->database.ryw_window_ms <= 0)
+		return 0;
+	r = kiln_redis_command(kiln_server_redis(), err, sizeof(err), "EXISTS " API_RYW_KEY "%lld",
+	                       (long long)uid);
+	primary = r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer > 0;
+	freeReplyObject(r);
+	if (primary)
+		api_count(C_RYW_PRIMARY_READS);
+	return primary;
+}
+
+void api_after_handler(struct kiln_req *req)
+{
+	int64_t window = kiln_server_config()->database.ryw_window_ms;
+	const char *m = req->method;
+	redisReply *r;
+	char err[160];
+
+	if (api.uid_req_ns != req->start_ns || api.uid <= 0 || window <= 0 ||
+	    strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0 ||
+	    req->resp.status < 200 || req->resp.status > 299)
+		return;
+	r = kiln_redis_command(kiln_server_redis(), err, sizeof(err),
+	                       "SET " API_RYW_KEY "%lld 1 PX %lld", (long long)api.uid,
+	                       (long long)window);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		kiln_warn("read-your-writes mark not set", "user_id=%lld error=%s",
+		          (long long)api.uid, r ? r->str : err);
+	freeReplyObject(r);
 }
 
 int api_auth_optional(struct kiln_req *req, struct kiln_jwt_claims *c)
@@ -80,19 +146,22 @@ int api_writable(struct kiln_req *req)
 PGresult *api_read_sql(struct kiln_req *req, const char *name, const char *sql, int n,
                        const char *const *params)
 {
-	struct kiln_db *replica = kiln_server_db_replica();
+	struct kiln_db_set *replicas = kiln_server_db_replicas();
 	char err[256];
 	int failed;
 	PGresult *res;
 
-	if (replica) {
-		res = kiln_db_query(replica, name, sql, n, params, 0, &failed, err, sizeof(err));
+	if (replicas == NULL || api_read_own_writes(req))
+		return kiln_req_sql(req, kiln_server_db(), name, sql, n, params);
+	if (kiln_db_set_ready(replicas) > 0) {
+		res =
+		    kiln_db_set_query(replicas, name, sql, n, params, 0, &failed, err, sizeof(err));
 		if (res)
 			return res;
 		kiln_warn("replica read failed; using the primary", "statement=%s error=%s", name,
 		          err);
-		api_count(C_REPLICA_FALLBACKS);
 	}
+	api_count(C_REPLICA_FALLBACKS);
 	return kiln_req_sql(req, kiln_server_db(), name, sql, n, params);
 }
 

@@ -34,6 +34,7 @@ int main(int argc, char **argv)
 	    .counter_names = api_counter_names,
 	    .check_config = check_config,
 	    .worker_init = api_worker_init,
+	    .after_handler = api_after_handler,
 	};
 
 	return kiln_server_main(&app, argc, argv);

@@ -1,5 +1,6 @@
 /* config: the whole schema is one table (php-fpm's offsetof option tables);
  * one loop applies file lines, environment variables and defaults through it. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -35,7 +36,14 @@ struct cfg_key {
 	const char *def;
 	unsigned flags;
 	const char *choices; /* CFG_ENUM: "a|b|c" */
+	/* CFG_STR lists: each item checked; returns 0, or -1 with why set */
+	int (*check)(const char *item, size_t len, char *why, size_t whylen);
 };
+
+static int cfg_check_ip(const char *item, size_t len, char *why, size_t whylen);
+static int cfg_check_hostport(const char *item, size_t len, char *why, size_t whylen);
+static int cfg_check_name(const char *item, size_t len, char *why, size_t whylen);
+static int cfg_check_uri(const char *item, size_t len, char *why, size_t whylen);
 
 #define OFF(f)  offsetof(struct kiln_config, f)
 #define SIZE(f) sizeof(((struct kiln_config *)NULL)->f)
@@ -49,13 +57,14 @@ struct cfg_key {
  * default (numbers), default and flags (strings), or default and choices
  * (enums). Aligned rows read best, so clang-format keeps out. */
 /* clang-format off */
-#define K_INT(s, k, f, lo, hi, d)  {s, k, CFG_INT, OFF(f), SIZE(f), lo, hi, d, 0, NULL}
-#define K_DUR(s, k, f, lo, hi, d)  {s, k, CFG_DURATION, OFF(f), SIZE(f), lo, hi, d, 0, NULL}
-#define K_SIZE(s, k, f, lo, hi, d) {s, k, CFG_SIZE, OFF(f), SIZE(f), lo, hi, d, 0, NULL}
-#define K_BOOL(s, k, f, d)         {s, k, CFG_BOOL, OFF(f), SIZE(f), 0, 1, d, 0, NULL}
-#define K_STR(s, k, f, d, fl)      {s, k, CFG_STR, OFF(f), SIZE(f), 0, 0, d, fl, NULL}
-#define K_ENUM(s, k, f, d, ch)     {s, k, CFG_ENUM, OFF(f), SIZE(f), 0, 0, d, 0, ch}
-#define K_KEY(s, k, f, lo)         {s, k, CFG_STR, OFF(f), SIZE(f), lo, 0, "", CFG_SECRET | CFG_FILE_ONLY, NULL}
+#define K_INT(s, k, f, lo, hi, d)  {s, k, CFG_INT, OFF(f), SIZE(f), lo, hi, d, 0, NULL, NULL}
+#define K_DUR(s, k, f, lo, hi, d)  {s, k, CFG_DURATION, OFF(f), SIZE(f), lo, hi, d, 0, NULL, NULL}
+#define K_SIZE(s, k, f, lo, hi, d) {s, k, CFG_SIZE, OFF(f), SIZE(f), lo, hi, d, 0, NULL, NULL}
+#define K_BOOL(s, k, f, d)         {s, k, CFG_BOOL, OFF(f), SIZE(f), 0, 1, d, 0, NULL, NULL}
+#define K_STR(s, k, f, d, fl)      {s, k, CFG_STR, OFF(f), SIZE(f), 0, 0, d, fl, NULL, NULL}
+#define K_ENUM(s, k, f, d, ch)     {s, k, CFG_ENUM, OFF(f), SIZE(f), 0, 0, d, 0, ch, NULL}
+#define K_KEY(s, k, f, lo)         {s, k, CFG_STR, OFF(f), SIZE(f), lo, 0, "", CFG_SECRET | CFG_FILE_ONLY, NULL, NULL}
+#define K_LIST(s, k, f, d, chk)    {s, k, CFG_STR, OFF(f), SIZE(f), 0, 0, d, 0, NULL, chk}
 
 static const struct cfg_key cfg_keys[] = {
 	K_INT(  "server",    "workers",           server.workers,                0, 64, "0"),
@@ -66,6 +75,7 @@ static const struct cfg_key cfg_keys[] = {
 	K_INT(  "server",    "backlog",           server.backlog,                1, 65535, "1024"),
 	K_STR(  "server",    "run_dir",           server.run_dir,                "/run/kiln", 0),
 	K_STR(  "server",    "cors_origins",      server.cors_origins,           "", 0),
+	K_LIST( "server",    "allow_from",        server.allow_from,             "", cfg_check_ip),
 	K_ENUM( "log",       "format",            log.format,                    "json", "json|text"),
 	K_ENUM( "log",       "level",             log.level,                     "info", "debug|info|warn|error"),
 	K_STR(  "log",       "file",              log.file,                      "", 0),
@@ -73,6 +83,9 @@ static const struct cfg_key cfg_keys[] = {
 	K_STR(  "database",  "url",               database.url,                  "postgresql:///kiln", 0),
 	K_STR(  "database",  "password",          database.password,             "", CFG_SECRET),
 	K_STR(  "database",  "replica_url",       database.replica_url,          "", 0),
+	K_LIST( "database",  "replica_urls",      database.replica_urls,         "", cfg_check_uri),
+	K_DUR(  "database",  "replica_retry",     database.replica_retry_ms,     100, HOUR, "5s"),
+	K_DUR(  "database",  "ryw_window",        database.ryw_window_ms,        0, HOUR, "5s"),
 	K_DUR(  "database",  "connect_timeout",   database.connect_timeout_ms,   1, 60 * SEC, "2s"),
 	K_DUR(  "database",  "statement_timeout", database.statement_timeout_ms, 0, HOUR, "5s"),
 	K_STR(  "redis",     "address",           redis.address,                 "127.0.0.1:6379", 0),
@@ -80,6 +93,8 @@ static const struct cfg_key cfg_keys[] = {
 	K_INT(  "redis",     "db",                redis.db,                      0, 15, "0"),
 	K_DUR(  "redis",     "connect_timeout",   redis.connect_timeout_ms,      1, 60 * SEC, "250ms"),
 	K_DUR(  "redis",     "command_timeout",   redis.command_timeout_ms,      1, 60 * SEC, "250ms"),
+	K_LIST( "redis",     "sentinels",         redis.sentinels,               "", cfg_check_hostport),
+	K_LIST( "redis",     "sentinel_master",   redis.sentinel_master,         "kiln", cfg_check_name),
 	K_STR(  "memcached", "servers",           memcached.servers,             "127.0.0.1:11211", 0),
 	K_DUR(  "memcached", "connect_timeout",   memcached.connect_timeout_ms,  1, 60 * SEC, "100ms"),
 	K_DUR(  "memcached", "command_timeout",   memcached.command_timeout_ms,  1, 60 * SEC, "100ms"),
@@ -280,6 +295,107 @@ static int cfg_enum_has(const char *choices, const char *v)
 	}
 }
 
+/* Item (len bytes, not terminated) quoted for a message. */
+static const char *cfg_quote_item(char *out, size_t outlen, const char *item, size_t len)
+{
+	char tmp[64];
+
+	if (len >= sizeof(tmp))
+		len = sizeof(tmp) - 1;
+	memcpy(tmp, item, len);
+	tmp[len] = '\0';
+	return cfg_quote(out, outlen, tmp);
+}
+
+/* An IPv4 or IPv6 address, as [server] allow_from lists them. */
+static int cfg_check_ip(const char *item, size_t len, char *why, size_t whylen)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+	char a[INET6_ADDRSTRLEN], q[48];
+
+	if (len < sizeof(a)) {
+		memcpy(a, item, len);
+		a[len] = '\0';
+		if (inet_pton(AF_INET, a, bin) == 1 || inet_pton(AF_INET6, a, bin) == 1)
+			return 0;
+	}
+	snprintf(why, whylen, "'%s' is not an IPv4 or IPv6 address",
+	         cfg_quote_item(q, sizeof(q), item, len));
+	return -1;
+}
+
+/* A TCP address host:port or [v6]:port (Redis Sentinels). */
+static int cfg_check_hostport(const char *item, size_t len, char *why, size_t whylen)
+{
+	char a[KILN_CFG_STR_MAX], host[KILN_CFG_STR_MAX], q[48];
+	int port = -1;
+
+	if (len < sizeof(a)) {
+		memcpy(a, item, len);
+		a[len] = '\0';
+		if (kiln_parse_addr(a, host, sizeof(host), &port) == 0 && port > 0)
+			return 0;
+	}
+	snprintf(why, whylen, "'%s' is not host:port", cfg_quote_item(q, sizeof(q), item, len));
+	return -1;
+}
+
+/* A PostgreSQL URI (a list of them is split at spaces, so conninfo strings
+ * "host=... port=..." cannot be items), short enough for a connection. */
+static int cfg_check_uri(const char *item, size_t len, char *why, size_t whylen)
+{
+	char q[48];
+
+	if ((len > 13 && strncmp(item, "postgresql://", 13) == 0) ||
+	    (len > 11 && strncmp(item, "postgres://", 11) == 0)) {
+		if (len < KILN_CFG_STR_MAX)
+			return 0;
+		snprintf(why, whylen, "a URL is longer than %d bytes", KILN_CFG_STR_MAX - 1);
+		return -1;
+	}
+	snprintf(why, whylen, "'%s' is not a postgresql:// URL",
+	         cfg_quote_item(q, sizeof(q), item, len));
+	return -1;
+}
+
+/* One name of printable characters (the Sentinel master name). */
+static int cfg_check_name(const char *item, size_t len, char *why, size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!isgraph((unsigned char)item[i])) {
+			snprintf(why, whylen, "a name of printable characters without spaces");
+			return -1;
+		}
+	return 0;
+}
+
+/* Check each item of a list value (items separated by spaces or tabs;
+ * libpq URLs may hold commas) with k->check; a one-name key wants exactly one item. Returns 0,
+ * or -1 with why set. */
+static int cfg_check_list(const struct cfg_key *k, const char *v, char *why, size_t whylen)
+{
+	const char *p = v;
+	size_t len, n = 0;
+
+	for (;;) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " \t");
+		if (k->check(p, len, why, whylen) < 0)
+			return -1;
+		p += len;
+		n++;
+	}
+	if (k->check == cfg_check_name && n != 1) {
+		snprintf(why, whylen, "one name is needed");
+		return -1;
+	}
+	return 0;
+}
+
 /* Check v against k and, when base is not NULL, store it in base's field.
  * Returns 0, or -1 with the reason in why. */
 static int cfg_store(const struct cfg_key *k, struct kiln_config *base, const char *v, char *why,
@@ -297,6 +413,8 @@ static int cfg_store(const struct cfg_key *k, struct kiln_config *base, const ch
 			         len, k->size - 1);
 			return -1;
 		}
+		if (k->check && cfg_check_list(k, v, why, whylen) < 0)
+			return -1;
 		break;
 	case CFG_ENUM:
 		rc = cfg_enum_has(k->choices, v) ? 0 : -1;

@@ -3,7 +3,8 @@
  * deadline; libpq's connect_timeout (whole seconds, minimum 2) is only a
  * fallback. A failed connection is dropped and re-opened lazily after a
  * backoff, so a dead PostgreSQL costs each request one check of the clock
- * instead of a connect attempt. Two waits escape the deadline because
+ * instead of a connect attempt; one the server closed while it sat idle
+ * (a restart) is re-opened at once instead. Two waits escape the deadline because
  * libpq 15 offers no non-blocking form of them: the host name lookup when
  * connecting, and PQcancel's own connect after a timeout. */
 #include <errno.h>
@@ -13,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kiln/db.h"
+#include "kiln/log.h"
 #include "kiln/server.h"
 #include "kiln/stats.h"
 #include "kiln/util.h"
@@ -39,6 +42,8 @@ struct kiln_db {
 	char last_err[256];          /* why the last attempt failed, for backoff errors */
 	struct kiln_stats_db *stats; /* where statements are counted, or NULL */
 	int timed_out;               /* the last statement passed its deadline */
+	int64_t rest_ms;             /* a replica: left out this long after a failure */
+	int64_t resting_until_ms;    /* monotonic; kiln_db_resting() until then */
 };
 
 struct kiln_db *kiln_db_new(const struct kiln_cfg_database *cfg)
@@ -226,6 +231,18 @@ static int db_connect_poll(PGconn *conn, int64_t deadline, int64_t timeout_ms, c
 	return 0;
 }
 
+/* libpq's notices (server warnings, and the FATAL goodbye of a server that
+ * shuts down while the connection is idle) as log lines: libpq's default
+ * prints them raw to stderr, which breaks the JSON-lines log. */
+static void db_notice(void *arg, const char *message)
+{
+	char msg[512];
+
+	(void)arg;
+	db_err(msg, sizeof(msg), "notice", message);
+	kiln_warn("database notice", "message=%s", msg);
+}
+
 /* Open a connection that must be ready by the deadline. Returns 0, or -1
  * with err set and the backoff scheduled. */
 static int db_connect(struct kiln_db *db, int64_t deadline, char *err, size_t errlen)
@@ -251,6 +268,7 @@ static int db_connect(struct kiln_db *db, int64_t deadline, char *err, size_t er
 		db_drop(db, err);
 		return -1;
 	}
+	PQsetNoticeProcessor(conn, db_notice, NULL);
 	db->conn = conn;
 	db->connects++;
 	db->backoff_ms = DB_BACKOFF_MIN_MS;
@@ -264,6 +282,28 @@ static int64_t db_connect_timeout(const struct kiln_db *db)
 	return db->cfg.connect_timeout_ms > 0 ? db->cfg.connect_timeout_ms : DB_DEFAULT_CONNECT_MS;
 }
 
+/* Did the server close this idle connection while we were not using it
+ * (a PostgreSQL restart, pg_terminate_backend, an idle timeout)? Its last
+ * words, or EOF, then wait on the socket. Reading them now marks the
+ * connection bad before a statement is sent on it, so the caller reconnects
+ * at once instead of failing its next statement: nothing was sent, so
+ * nothing can be lost by that. Notifications read here stay queued in libpq
+ * for PQnotifies. Returns 1 when the connection is gone, else 0. */
+static int db_closed_while_idle(PGconn *conn)
+{
+	struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+	int i;
+
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE || p.fd < 0)
+		return 0;
+	/* The goodbye (an ErrorResponse) and the EOF after it may take two
+	 * reads: libpq only notices EOF on a read that returns nothing. */
+	for (i = 0; i < 4 && poll(&p, 1, 0) == 1; i++)
+		if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+			return 1;
+	return 0;
+}
+
 /* The open connection, or a new one unless the backoff says wait (ignored
  * when force is set). deadline bounds the connect. */
 static PGconn *db_ensure(struct kiln_db *db, int64_t deadline, int force, char *err, size_t errlen)
@@ -272,8 +312,14 @@ static PGconn *db_ensure(struct kiln_db *db, int64_t deadline, int force, char *
 	char what[64];
 	int rc;
 
-	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
-		return db->conn;
+	if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+		if (!db_closed_while_idle(db->conn))
+			return db->conn;
+		/* No backoff: the server went away, it did not refuse us. */
+		PQfinish(db->conn);
+		db->conn = NULL;
+		db_forget_prepared(db);
+	}
 	if (db->conn) {
 		db_err(err, errlen, "connection lost", PQerrorMessage(db->conn));
 		db_drop(db, err);
@@ -567,6 +613,19 @@ int kiln_db_ping(struct kiln_db *db, int64_t timeout_ms, char *err, size_t errle
 	return rc;
 }
 
+/* A replica that failed a statement is left out of kiln_db_set_next for
+ * rest_ms; the primary (rest_ms 0) never rests. */
+static void db_rest(struct kiln_db *db)
+{
+	if (db->rest_ms > 0)
+		db->resting_until_ms = kiln_now_ms() + db->rest_ms;
+}
+
+int kiln_db_resting(const struct kiln_db *db)
+{
+	return db->resting_until_ms > kiln_now_ms();
+}
+
 PGresult *kiln_db_query(struct kiln_db *db, const char *name, const char *sql, int nparams,
                         const char *const *values, int64_t timeout_ms, int *failed, char *err,
                         size_t errlen)
@@ -581,6 +640,7 @@ PGresult *kiln_db_query(struct kiln_db *db, const char *name, const char *sql, i
 	if (r == NULL) {
 		if (failed)
 			*failed = KILN_DB_UNAVAILABLE;
+		db_rest(db);
 		return NULL;
 	}
 	st = PQresultStatus(r);
@@ -597,5 +657,141 @@ PGresult *kiln_db_query(struct kiln_db *db, const char *name, const char *sql, i
 	if (failed)
 		*failed = state && strcmp(state, "23505") == 0 ? KILN_DB_CONFLICT : KILN_DB_REFUSED;
 	PQclear(r);
+	db_rest(db);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ replica set */
+
+struct kiln_db_set {
+	struct kiln_db **members;
+	size_t n;
+	size_t next; /* round-robin position */
+};
+
+/* Add url as a member unless it is one already. Returns 0, or -1 on OOM or
+ * a URL too long for a connection. */
+static int db_set_add(struct kiln_db_set *s, const struct kiln_cfg_database *cfg, const char *url,
+                      size_t len)
+{
+	struct kiln_cfg_database c = *cfg;
+	struct kiln_db **grown, *db;
+	size_t i;
+
+	if (len >= sizeof(c.url))
+		return -1;
+	memcpy(c.url, url, len);
+	c.url[len] = '\0';
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->members[i]->cfg.url, c.url) == 0)
+			return 0;
+	grown = realloc(s->members, (s->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	s->members = grown;
+	db = kiln_db_new(&c);
+	explicit_bzero(c.password, sizeof(c.password));
+	if (db == NULL)
+		return -1;
+	db->rest_ms = cfg->replica_retry_ms > 0 ? cfg->replica_retry_ms : 1;
+	s->members[s->n++] = db;
+	return 0;
+}
+
+struct kiln_db_set *kiln_db_set_new(const struct kiln_cfg_database *cfg)
+{
+	struct kiln_db_set *s = calloc(1, sizeof(*s));
+	const char *p = cfg->replica_urls;
+	size_t len;
+
+	if (s == NULL)
+		return NULL;
+	if (cfg->replica_url[0] &&
+	    db_set_add(s, cfg, cfg->replica_url, strlen(cfg->replica_url)) < 0)
+		goto fail;
+	for (;;) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " \t");
+		if (db_set_add(s, cfg, p, len) < 0)
+			goto fail;
+		p += len;
+	}
+	/* Workers start at different members, so a burst of first reads after
+	 * a (re)start does not land on one replica. */
+	s->next = s->n ? (size_t)getpid() % s->n : 0;
+	return s;
+fail:
+	kiln_db_set_free(s);
+	return NULL;
+}
+
+void kiln_db_set_free(struct kiln_db_set *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->n; i++)
+		kiln_db_free(s->members[i]);
+	free(s->members);
+	free(s);
+}
+
+size_t kiln_db_set_count(const struct kiln_db_set *s)
+{
+	return s ? s->n : 0;
+}
+
+size_t kiln_db_set_ready(const struct kiln_db_set *s)
+{
+	size_t i, n = 0;
+
+	for (i = 0; s && i < s->n; i++)
+		n += !kiln_db_resting(s->members[i]);
+	return n;
+}
+
+struct kiln_db *kiln_db_set_member(const struct kiln_db_set *s, size_t i)
+{
+	return s && i < s->n ? s->members[i] : NULL;
+}
+
+struct kiln_db *kiln_db_set_next(struct kiln_db_set *s)
+{
+	struct kiln_db *db;
+	size_t i;
+
+	for (i = 0; s && i < s->n; i++) {
+		db = s->members[s->next];
+		s->next = (s->next + 1) % s->n;
+		if (!kiln_db_resting(db))
+			return db;
+	}
+	return NULL;
+}
+
+PGresult *kiln_db_set_query(struct kiln_db_set *s, const char *name, const char *sql, int nparams,
+                            const char *const *values, int64_t timeout_ms, int *failed, char *err,
+                            size_t errlen)
+{
+	struct kiln_db *db;
+	PGresult *res;
+	size_t tries;
+
+	if (failed)
+		*failed = KILN_DB_UNAVAILABLE;
+	snprintf(err, errlen, DB_ERR_PREFIX "%s",
+	         kiln_db_set_count(s) ? "every replica is resting after a failure"
+	                              : "no replica is configured");
+	for (tries = kiln_db_set_count(s); tries > 0; tries--) {
+		if ((db = kiln_db_set_next(s)) == NULL)
+			break;
+		res =
+		    kiln_db_query(db, name, sql, nparams, values, timeout_ms, failed, err, errlen);
+		if (res)
+			return res;
+	}
 	return NULL;
 }

@@ -262,13 +262,15 @@ static void begin_shutdown(void)
 static void reload_config(void)
 {
 	struct kiln_config cfg;
+	struct kiln_allow allow;
 	char err[512];
 
 	kiln_server_notify("RELOADING=1");
 	if (kiln_config_load(&cfg, kiln_srv.config_path, kiln_srv.app->name, err, sizeof(err)) <
 	        0 ||
 	    (kiln_srv.app->check_config &&
-	     kiln_srv.app->check_config(&cfg, err, sizeof(err)) < 0)) {
+	     kiln_srv.app->check_config(&cfg, err, sizeof(err)) < 0) ||
+	    kiln_server_allow_load(&allow, &cfg, err, sizeof(err)) < 0) {
 		kiln_error("reload failed; keeping the running configuration", "error=%s", err);
 		kiln_server_notify("READY=1\nSTATUS=reload failed; see the log");
 		return;
@@ -278,6 +280,7 @@ static void reload_config(void)
 		          kiln_srv.cfg.server.run_dir);
 	kiln_strlcpy(cfg.server.run_dir, kiln_srv.cfg.server.run_dir, sizeof(cfg.server.run_dir));
 	kiln_srv.cfg = cfg;
+	kiln_srv.allow = allow; /* the new workers use it */
 	kiln_log_init(kiln_srv.app->name, cfg.log.format, cfg.log.level, cfg.log.file);
 	kiln_srv.workers = kiln_server_worker_count(&cfg);
 	generation++;

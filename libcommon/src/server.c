@@ -1,6 +1,7 @@
 /* server: command line, config, listen-socket discovery, sd_notify, and the
  * accessors apps use inside a worker. The master lives in prefork.c, the
  * request loop in worker.c. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -233,6 +235,90 @@ static int find_listen_fd(const char *listen_arg, int backlog, char *err, size_t
 	return listen_tcp(listen_arg, backlog, err, errlen);
 }
 
+/* One address of len bytes into out as IPv6 (IPv4 mapped). Returns 0, or -1. */
+static int allow_parse_one(const char *item, size_t len, unsigned char out[16])
+{
+	char a[INET6_ADDRSTRLEN];
+	struct in_addr v4;
+
+	if (len == 0 || len >= sizeof(a))
+		return -1;
+	memcpy(a, item, len);
+	a[len] = '\0';
+	if (inet_pton(AF_INET6, a, out) == 1)
+		return 0;
+	if (inet_pton(AF_INET, a, &v4) != 1)
+		return -1;
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, &v4, 4);
+	return 0;
+}
+
+int kiln_server_allow_add(struct kiln_allow *a, const char *list, char *err, size_t errlen)
+{
+	const char *p = list;
+	size_t len;
+
+	for (;;) {
+		p += strspn(p, " \t,");
+		if (*p == '\0')
+			return 0;
+		len = strcspn(p, " \t,");
+		if (a->n >= KILN_ALLOW_MAX) {
+			snprintf(err, errlen, "more than %d allowed addresses", KILN_ALLOW_MAX);
+			return -1;
+		}
+		if (allow_parse_one(p, len, a->addr[a->n]) < 0) {
+			snprintf(err, errlen, "'%.*s' is not an IPv4 or IPv6 address",
+			         (int)(len > 64 ? 64 : len), p);
+			return -1;
+		}
+		a->n++;
+		p += len;
+	}
+}
+
+int kiln_server_allow_ok(const struct kiln_allow *a, const struct sockaddr *sa, socklen_t len)
+{
+	unsigned char peer[16];
+	size_t i;
+
+	if (a->n == 0)
+		return 1;
+	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		memcpy(peer, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		memset(peer, 0, 10);
+		peer[10] = peer[11] = 0xff;
+		memcpy(peer + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else {
+		return sa->sa_family == AF_UNIX;
+	}
+	for (i = 0; i < a->n; i++)
+		if (memcmp(a->addr[i], peer, 16) == 0)
+			return 1;
+	return 0;
+}
+
+int kiln_server_allow_load(struct kiln_allow *a, const struct kiln_config *cfg, char *err,
+                           size_t errlen)
+{
+	const char *env = getenv("FCGI_WEB_SERVER_ADDRS");
+	char why[160];
+
+	memset(a, 0, sizeof(*a));
+	if (kiln_server_allow_add(a, cfg->server.allow_from, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "[server] allow_from: %s", why);
+		return -1;
+	}
+	if (env && kiln_server_allow_add(a, env, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "FCGI_WEB_SERVER_ADDRS: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 static void usage(FILE *f, const char *app)
 {
 	fprintf(f,
@@ -296,16 +382,26 @@ static int open_scoreboard(void)
 {
 	const struct kiln_app *app = kiln_srv.app;
 	const char *methods[KILN_STATS_MAX_ROUTES], *patterns[KILN_STATS_MAX_ROUTES];
+	const char *counters[KILN_STATS_MAX_COUNTERS + 1];
 	char path[KILN_CFG_STR_MAX + 64];
 	size_t i, n = app->nroutes < KILN_STATS_MAX_ROUTES ? app->nroutes : KILN_STATS_MAX_ROUTES;
+	size_t nc = 0;
 
 	for (i = 0; i < n; i++) {
 		methods[i] = app->routes[i].method;
 		patterns[i] = app->routes[i].pattern;
 	}
+	/* The server's own counter follows the app's, so app indexes stay. */
+	while (app->counter_names && app->counter_names[nc] && nc < KILN_STATS_MAX_COUNTERS - 1) {
+		counters[nc] = app->counter_names[nc];
+		nc++;
+	}
+	kiln_srv.refused_counter = (int)nc;
+	counters[nc++] = "server_refused_connections";
+	counters[nc] = NULL;
 	snprintf(path, sizeof(path), "%s/%s.stats", kiln_srv.cfg.server.run_dir, app->name);
-	if (kiln_stats_create(&kiln_srv.stats, path, app->name, methods, patterns, n,
-	                      app->counter_names) < 0) {
+	if (kiln_stats_create(&kiln_srv.stats, path, app->name, methods, patterns, n, counters) <
+	    0) {
 		kiln_error("cannot create scoreboard", "path=%s error=%s", path, strerror(errno));
 		return -1;
 	}
@@ -334,6 +430,10 @@ int kiln_server_main(const struct kiln_app *app, int argc, char **argv)
 	}
 	if (kiln_router_check(app->routes, app->nroutes, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kiln-%s: bad route table: %s\n", app->name, err);
+		return 1;
+	}
+	if (kiln_server_allow_load(&kiln_srv.allow, &kiln_srv.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kiln-%s: %s: %s\n", app->name, args.config, err);
 		return 1;
 	}
 	if (args.test) {
@@ -396,7 +496,7 @@ double kiln_server_uptime(void)
 
 /* Per-worker dependency handles, created on first use. */
 static struct kiln_db *worker_db;
-static struct kiln_db *worker_replica;
+static struct kiln_db_set *worker_replicas;
 static struct kiln_redis *worker_redis;
 static struct kiln_mc *worker_mc;
 
@@ -407,18 +507,20 @@ struct kiln_db *kiln_server_db(void)
 	return worker_db;
 }
 
+struct kiln_db_set *kiln_server_db_replicas(void)
+{
+	const struct kiln_cfg_database *c = &kiln_srv.cfg.database;
+
+	if (c->replica_url[0] == '\0' && c->replica_urls[strspn(c->replica_urls, " \t")] == '\0')
+		return NULL;
+	if (worker_replicas == NULL)
+		worker_replicas = kiln_db_set_new(c);
+	return worker_replicas;
+}
+
 struct kiln_db *kiln_server_db_replica(void)
 {
-	struct kiln_cfg_database c;
-
-	if (kiln_srv.cfg.database.replica_url[0] == '\0')
-		return NULL;
-	if (worker_replica == NULL) {
-		c = kiln_srv.cfg.database;
-		memcpy(c.url, c.replica_url, sizeof(c.url));
-		worker_replica = kiln_db_new(&c);
-	}
-	return worker_replica;
+	return kiln_db_set_next(kiln_server_db_replicas());
 }
 
 struct kiln_redis *kiln_server_redis(void)
@@ -438,11 +540,11 @@ struct kiln_mc *kiln_server_mc(void)
 void kiln_server_drop_handles(void)
 {
 	kiln_db_free(worker_db);
-	kiln_db_free(worker_replica);
+	kiln_db_set_free(worker_replicas);
 	kiln_redis_free(worker_redis);
 	kiln_mc_free(worker_mc);
 	worker_db = NULL;
-	worker_replica = NULL;
+	worker_replicas = NULL;
 	worker_redis = NULL;
 	worker_mc = NULL;
 }

@@ -26,6 +26,8 @@ struct kiln_server {
 	pid_t master_pid;
 	int64_t start_wall_ms;
 	int64_t start_mono_ms;
+	struct kiln_allow allow; /* TCP peers allowed; workers inherit it */
+	int refused_counter;     /* scoreboard counter of refused connections */
 };
 
 extern struct kiln_server kiln_srv;
@@ -46,6 +48,11 @@ int kiln_server_worker_count(const struct kiln_config *cfg);
 /* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
  * Returns 1 when sent, 0 when not under systemd, -1 on error. */
 int kiln_server_notify(const char *state);
+
+/* The allow-list of cfg: [server] allow_from plus $FCGI_WEB_SERVER_ADDRS.
+ * Returns 0, or -1 with err set. */
+int kiln_server_allow_load(struct kiln_allow *a, const struct kiln_config *cfg, char *err,
+                           size_t errlen);
 
 /* Run the prefork master until shutdown. Returns the exit status. */
 int kiln_prefork_run(void);

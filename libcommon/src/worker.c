@@ -9,8 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -21,7 +25,8 @@
 #include "kiln/util.h"
 #include "server_int.h"
 
-#define IDLE_WAKE_MS 1000 /* re-check flags even without traffic */
+#define IDLE_WAKE_MS   1000 /* re-check flags even without traffic */
+#define REFUSED_LOG_MS 1000 /* at most one "refused" line per worker this often */
 
 static struct kiln_stats_slot *my_slot;
 static sigset_t my_waitmask;
@@ -60,6 +65,8 @@ static int dispatch(struct kiln_req *req)
 			kiln_problem(req, rc, NULL, req->errors);
 		else if (req->resp.status == 0)
 			kiln_problem(req, 500, "the handler produced no response", NULL);
+		if (app->after_handler)
+			app->after_handler(req);
 		kiln_cors_apply(req, kiln_srv.cfg.server.cors_origins, NULL);
 		return m < KILN_STATS_MAX_ROUTES ? m : KILN_STATS_ROUTE_OTHER;
 	}
@@ -121,6 +128,64 @@ static int wait_for_connection(int epfd, const sigset_t *waitmask)
 		return -1;
 	}
 	return n;
+}
+
+/* A refused peer: counted every time, logged at most once a second per
+ * worker (a scan or a flood must not flood the log), with how many were
+ * left out since. */
+static void refused(const struct sockaddr_storage *ss)
+{
+	static int64_t last_ms;
+	static uint64_t unlogged;
+	char host[INET6_ADDRSTRLEN] = "?";
+	int64_t now = kiln_now_ms();
+
+	kiln_stats_count(my_slot, kiln_srv.refused_counter, 1);
+	if (last_ms && now - last_ms < REFUSED_LOG_MS) {
+		unlogged++;
+		return;
+	}
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+	else
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host,
+		          sizeof(host));
+	kiln_warn("connection refused: peer not in allow_from", "peer=%s unlogged=%llu", host,
+	          (unsigned long long)unlogged);
+	last_ms = now;
+	unlogged = 0;
+}
+
+/* Accept one connection ourselves rather than in libfcgi, so that its peer
+ * is checked against the allow-list before a byte is read (libfcgi's own
+ * FCGI_WEB_SERVER_ADDRS check knows IPv4 only and says nothing). Returns
+ * the connected socket (blocking, as libfcgi wants it), or -1 when there
+ * was none to take (another worker won it), on an accept error, or when
+ * the peer was refused (closed, counted, logged). */
+static int accept_allowed(int lfd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC), one = 1;
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED) {
+			kiln_warn("accept failed", "error=%s", strerror(errno));
+			usleep(10000); /* EMFILE and friends: don't spin */
+		}
+		return -1;
+	}
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return fd;
+	if (!kiln_server_allow_ok(&kiln_srv.allow, (struct sockaddr *)&ss, len)) {
+		refused(&ss);
+		close(fd);
+		return -1;
+	}
+	/* Responses go out in one write; nothing is gained by Nagle's wait. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
 }
 
 static int setup_worker(int slot, sigset_t *waitmask, int *epfd)
@@ -188,23 +253,28 @@ void kiln_worker_main(int slot)
 		code = kiln_srv.app->run(slot);
 		goto out;
 	}
-	FCGX_InitRequest(&fr, kiln_srv.listen_fd, 0);
+	/* No listen socket for libfcgi: connections come from accept_allowed,
+	 * so libfcgi never accepts one unchecked (after a malformed request it
+	 * would try, and fail on fd -1). */
+	FCGX_InitRequest(&fr, -1, 0);
 	while (!kiln_sig_term) {
 		if (kiln_sig_usr1) {
 			kiln_sig_usr1 = 0;
 			kiln_log_reopen();
 		}
 		/* A kept-alive FastCGI connection has its next request already. */
-		if (fr.ipcFd < 0 && wait_for_connection(epfd, &waitmask) <= 0)
-			continue;
-		rc = FCGX_Accept_r(&fr);
-		if (rc < 0) {
-			if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR) {
-				kiln_warn("accept failed", "error=%s", strerror(-rc));
-				usleep(10000); /* EMFILE and friends: don't spin */
-			}
-			continue;
+		if (fr.ipcFd < 0) {
+			if (wait_for_connection(epfd, &waitmask) <= 0)
+				continue;
+			if ((fr.ipcFd = accept_allowed(kiln_srv.listen_fd)) < 0)
+				continue;
+			/* FCGX_Accept_r starts by finishing the previous request,
+			 * which closes ipcFd unless the connection is kept. */
+			fr.keepConnection = 1;
 		}
+		rc = FCGX_Accept_r(&fr);
+		if (rc < 0)
+			continue; /* the connection broke before a whole request came */
 		handle(&fr);
 		FCGX_Finish_r(&fr);
 		if (max > 0 && ++served >= max) {

@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KILN_CFG_STR_MAX 512
+#define KILN_CFG_STR_MAX  512
+#define KILN_CFG_LIST_MAX 2048 /* lists of URLs */
 
 /* [server] and [server.<app>]: the prefork master of a FastCGI app. */
 struct kiln_cfg_server {
@@ -19,6 +20,7 @@ struct kiln_cfg_server {
 	int64_t backlog;                     /* listen(2) backlog for --listen sockets */
 	char run_dir[KILN_CFG_STR_MAX];      /* scoreboards: <run_dir>/<app>.stats */
 	char cors_origins[KILN_CFG_STR_MAX]; /* space-separated origins; "" = no CORS */
+	char allow_from[KILN_CFG_STR_MAX];   /* TCP peers allowed (IP addresses); "" = any */
 };
 
 /* [log] */
@@ -31,9 +33,12 @@ struct kiln_cfg_log {
 
 /* [database] */
 struct kiln_cfg_database {
-	char url[KILN_CFG_STR_MAX];         /* libpq conninfo or URI */
-	char password[KILN_CFG_STR_MAX];    /* secret; also password_file */
-	char replica_url[KILN_CFG_STR_MAX]; /* "" = none; GETs of public data go there */
+	char url[KILN_CFG_STR_MAX];           /* libpq conninfo or URI */
+	char password[KILN_CFG_STR_MAX];      /* secret; also password_file */
+	char replica_url[KILN_CFG_STR_MAX];   /* one replica; joins replica_urls */
+	char replica_urls[KILN_CFG_LIST_MAX]; /* space-separated; public reads round-robin */
+	int64_t replica_retry_ms;             /* a failed replica is left out this long */
+	int64_t ryw_window_ms;                /* a writer reads from the primary this long */
 	int64_t connect_timeout_ms;
 	int64_t statement_timeout_ms;
 };
@@ -45,6 +50,8 @@ struct kiln_cfg_redis {
 	int64_t db;
 	int64_t connect_timeout_ms;
 	int64_t command_timeout_ms;
+	char sentinels[KILN_CFG_STR_MAX]; /* space-separated host:port; "" = use address */
+	char sentinel_master[128];        /* the master's name in Sentinel */
 };
 
 /* [memcached] */

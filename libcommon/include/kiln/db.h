@@ -4,6 +4,7 @@
 #ifndef KILN_DB_H
 #define KILN_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <libpq-fe.h>
 
@@ -63,5 +64,45 @@ uint64_t kiln_db_connects(const struct kiln_db *db);
  * scoreboard slot from the start (kiln_server_slot()); one made elsewhere
  * (kilnctl, tests) counts nowhere until given stats here. NULL stops it. */
 void kiln_db_set_stats(struct kiln_db *db, struct kiln_stats_db *stats);
+
+/* Has this replica handle failed a statement (kiln_db_query: unavailable,
+ * timed out or refused) less than [database] replica_retry ago? Returns 1 or
+ * 0; a primary handle never rests (0). */
+int kiln_db_resting(const struct kiln_db *db);
+
+/* The streaming replicas: [database] replica_url and every URL of
+ * replica_urls, one handle each, connected lazily like the primary's. Public
+ * reads go to them round-robin; a member that fails a statement rests for
+ * replica_retry, then the next read that comes its way probes it again. */
+struct kiln_db_set;
+
+/* The set of cfg's replicas (a duplicate URL counts once). No I/O. Returns
+ * the set (kiln_db_set_count 0 when none is configured), or NULL on OOM or
+ * a URL longer than a connection takes. */
+struct kiln_db_set *kiln_db_set_new(const struct kiln_cfg_database *cfg);
+void kiln_db_set_free(struct kiln_db_set *s);
+
+/* Returns the number of members (0 for a NULL set). */
+size_t kiln_db_set_count(const struct kiln_db_set *s);
+
+/* Returns the number of members not resting now. */
+size_t kiln_db_set_ready(const struct kiln_db_set *s);
+
+/* Returns member i in configuration order (replica_url first), or NULL. */
+struct kiln_db *kiln_db_set_member(const struct kiln_db_set *s, size_t i);
+
+/* Returns the next member in round-robin order that is not resting, or NULL
+ * when every member rests (or s is NULL or empty). */
+struct kiln_db *kiln_db_set_next(struct kiln_db_set *s);
+
+/* kiln_db_query on the replicas: the next member that is not resting; when
+ * it fails it starts resting and the next one is tried, each member at most
+ * once. Returns the first success's result (PQclear it), or NULL with err
+ * and *failed (may be NULL) from the last failure — KILN_DB_UNAVAILABLE
+ * when no member was tried because all rest. The caller then reads from
+ * the primary. */
+PGresult *kiln_db_set_query(struct kiln_db_set *s, const char *name, const char *sql, int nparams,
+                            const char *const *values, int64_t timeout_ms, int *failed, char *err,
+                            size_t errlen);
 
 #endif
