@@ -474,9 +474,21 @@ int kiln_redis_ping(struct kiln_redis *r, int64_t timeout_ms, char *err, size_t 
 	struct redis_sigpipe sp;
 	int rc = -1;
 
+	int was_open = r->ctx != NULL;
+
 	redis_sigpipe_block(&sp);
 	if (redis_ensure(r, 1, cms < timeout_ms ? cms : timeout_ms, timeout_ms, err, errlen) == 0)
 		rc = redis_ping_once(r, deadline, err, errlen);
+	/* A connection that was open and broke (the server restarted, a
+	 * Sentinel failover moved the master) is dropped by the failed ping:
+	 * one fresh connection within the same deadline tells whether Redis is
+	 * really down, instead of failing a readiness probe per process. */
+	if (rc < 0 && was_open && r->ctx == NULL && kiln_now_ms() < deadline) {
+		int64_t left = deadline - kiln_now_ms();
+
+		if (redis_ensure(r, 1, cms < left ? cms : left, left, err, errlen) == 0)
+			rc = redis_ping_once(r, deadline, err, errlen);
+	}
 	redis_sigpipe_restore(&sp);
 	return rc;
 }
