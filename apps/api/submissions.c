@@ -12,8 +12,7 @@
 #include "kiln/server.h"
 #include "kiln/util.h"
 #include "api.h"
-
-#define SUB_KEY_MAX 255 /* Idempotency-Key, and the column's check */
+#include "validate.h"
 
 #define SUB_SUBMITTED API_TS("submitted_at")
 #define SUB_TIMES     SUB_SUBMITTED ", " API_TS("graded_at")
@@ -41,21 +40,6 @@ static const char sql_mine[] = "SELECT " SUB_COLS " FROM submissions "
                                "WHERE user_id = $1 AND id < $2 "
                                "AND ($3::bigint IS NULL OR exercise_id = $3) "
                                "ORDER BY id DESC LIMIT $4";
-
-/* The Idempotency-Key header: 1..SUB_KEY_MAX visible ASCII characters
- * (0x21..0x7e). Pure. Returns NULL when valid, else the reason. */
-static const char *sub_key_check(const char *key)
-{
-	size_t i;
-
-	for (i = 0; key[i]; i++) {
-		if (i == SUB_KEY_MAX)
-			return "must be at most 255 characters";
-		if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
-			return "must be visible ASCII characters (no spaces)";
-	}
-	return i ? NULL : "must not be empty";
-}
 
 /* What a request asked for, to tell a replay from another request under the
  * same key: SHA-256 over (exercise id in decimal, NUL, answer) as 64 hex
@@ -211,7 +195,7 @@ int api_submission_create(struct kiln_req *req)
 		return 0;
 	kiln_json_string(in.obj, "answer", 1, 1, KILN_ANSWER_MAX, &answer, &in.errs);
 	key = kiln_req_header(req, "Idempotency-Key");
-	if (key && (why = sub_key_check(key)) != NULL)
+	if (key && (why = api_validate_idempotency_key(key)) != NULL)
 		kiln_field_error_add(&in.errs, "Idempotency-Key", why);
 	if (kiln_input_check(req, &in) < 0)
 		goto out;

@@ -502,3 +502,16 @@ int api_validate_etag_match(const char *header, const char *const *tags, int nta
 	}
 	return 0;
 }
+
+const char *api_validate_idempotency_key(const char *key)
+{
+	size_t i;
+
+	for (i = 0; key[i]; i++) {
+		if (i == API_KEY_MAX)
+			return "must be at most 255 characters";
+		if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
+			return "must be visible ASCII characters (no spaces)";
+	}
+	return i ? NULL : "must not be empty";
+}

@@ -1,8 +1,8 @@
-/* Validation of kiln-api's exercise input: the body of POST and PATCH
- * /api/v1/exercises, the list's filters, and the ETag lists of If-Match and
- * If-None-Match. Pure functions (no I/O, no server state), so
- * tests/unit/test_api_validate.c and tests/fuzz/fuzz_api_input.c drive them
- * directly. */
+/* Validation of kiln-api's input: the body of POST and PATCH
+ * /api/v1/exercises, the list's filters, the ETag lists of If-Match and
+ * If-None-Match, and the Idempotency-Key header. Pure functions (no I/O, no
+ * server state), so tests/unit/test_api_validate.c and tests/fuzz/ drive
+ * them directly. */
 #ifndef KILN_API_VALIDATE_H
 #define KILN_API_VALIDATE_H
 
@@ -22,6 +22,7 @@
 #define API_CHOICES_MIN  2
 #define API_CHOICE_MAX   200 /* bytes of one choice */
 #define API_Q_MAX        100 /* characters of the list's title search */
+#define API_KEY_MAX      255 /* Idempotency-Key, and the column's check */
 
 /* An exercise as it is to be written: on POST the body alone, on PATCH the
  * stored row with the body laid over it. Strings point into the JSON object
@@ -91,5 +92,9 @@ int api_validate_list(const struct kiln_query *qs, struct api_list_filter *f,
  * prefix; weak 0 (If-Match) never matches a weak tag. Returns 1 when "*" or
  * a listed tag matches, 0 otherwise (also when the header is malformed). */
 int api_validate_etag_match(const char *header, const char *const *tags, int ntags, int weak);
+
+/* The Idempotency-Key header: 1..API_KEY_MAX visible ASCII
+ * characters (0x21..0x7e). Returns NULL when valid, else the reason. */
+const char *api_validate_idempotency_key(const char *key);
 
 #endif

@@ -28,6 +28,7 @@ struct json_scan {
 	size_t pos; /* offending byte when kind != JSON_SCAN_OK */
 	enum json_scan_kind kind;
 	int max_depth, depth;
+	size_t members; /* ':' tokens: the object members the text names */
 };
 
 void kiln_field_error_add(struct kiln_field_errors *errs, const char *field, const char *reason)
@@ -206,6 +207,7 @@ static int json_scan_tokens(struct json_scan *sc)
 			continue;
 		}
 		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ':' || c == ',') {
+			sc->members += c == ':';
 			sc->pos++;
 			continue;
 		}
@@ -292,10 +294,32 @@ static json_object *json_build(const char *text, size_t len, int max_depth, char
 	return NULL;
 }
 
+/* The members of every object in the tree under o. json-c keeps one
+ * member per name (the last), so a text that repeats a name yields fewer
+ * members than it has ':' tokens. */
+static size_t json_count_members(json_object *o)
+{
+	size_t n = 0, i, len;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, v)
+		{
+			(void)key;
+			n += 1 + json_count_members(v);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		len = json_object_array_length(o);
+		for (i = 0; i < len; i++)
+			n += json_count_members(json_object_array_get_idx(o, i));
+	}
+	return n;
+}
+
 json_object *kiln_json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen)
 {
-	struct json_scan sc = {(const unsigned char *)text, len, 0, JSON_SCAN_OK, 0, 0};
+	struct json_scan sc = {(const unsigned char *)text, len, 0, JSON_SCAN_OK, 0, 0, 0};
 	const char *nul;
+	json_object *obj;
 
 	if (text == NULL || len == 0) {
 		json_err(err, errlen, "empty JSON text");
@@ -316,8 +340,15 @@ json_object *kiln_json_parse(const char *text, size_t len, int max_depth, char *
 		json_scan_report(&sc, err, errlen);
 		return NULL;
 	}
-	return json_build(text, len, sc.max_depth < (int)len ? sc.max_depth : (int)len, err,
-	                  errlen);
+	obj = json_build(text, len, sc.max_depth < (int)len ? sc.max_depth : (int)len, err, errlen);
+	if (obj != NULL && json_count_members(obj) != sc.members) {
+		/* Which of two equal names counts is a guess an attacker can
+		 * exploit where two parsers disagree: refuse the text. */
+		json_err(err, errlen, "duplicate member name in a JSON object");
+		json_object_put(obj);
+		return NULL;
+	}
+	return obj;
 }
 
 /* The member named field of obj. Returns 0 with *v set when present, 1 when

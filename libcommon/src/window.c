@@ -174,12 +174,21 @@ void kiln_window_rates(const struct kiln_window_app *a, const struct kiln_window
 	out->p99_ms = kiln_window_quantile(d, 0.99);
 }
 
-/* Is the mapped file a ring of this layout? */
+/* Is the mapped file a ring of this layout, with clocks a host can have?
+ * The clocks are subtracted from each other: a negative one (a corrupt
+ * file) could overflow. */
 static int window_valid(const struct kiln_window_ring *r)
 {
-	return memcmp(r->magic, KILN_WINDOW_MAGIC, sizeof(r->magic)) == 0 &&
-	       r->version == WINDOW_VERSION && r->nslots == KILN_WINDOW_SLOTS &&
-	       r->head < KILN_WINDOW_SLOTS && r->count <= KILN_WINDOW_SLOTS;
+	uint32_t i;
+
+	if (memcmp(r->magic, KILN_WINDOW_MAGIC, sizeof(r->magic)) != 0 ||
+	    r->version != WINDOW_VERSION || r->nslots != KILN_WINDOW_SLOTS ||
+	    r->head >= KILN_WINDOW_SLOTS || r->count > KILN_WINDOW_SLOTS)
+		return 0;
+	for (i = 0; i < r->count; i++)
+		if (ring_at(r, i)->mono_ms < 0 || ring_at(r, i)->wall_ms < 0)
+			return 0;
+	return 1;
 }
 
 int kiln_window_record(const char *path, const struct kiln_window_snap *now,

@@ -36,6 +36,12 @@ stack_attach() {
 stack_down() {
 	[ -n "${STACK:-}" ] || return 0
 	"$REPO/scripts/stack" stop "$STACK" >/dev/null 2>&1 || true
+	# scripts/run-e2e fails the run on any sanitizer report: UBSan writes
+	# its own to the apps' stderr, so keep every log that holds one.
+	if [ -n "${KILN_SANITIZER_DIR:-}" ]; then
+		grep -lE 'runtime error: |Sanitizer' "$STACK"/log/*.log 2>/dev/null |
+			while read -r f; do cp "$f" "$KILN_SANITIZER_DIR/${STACK##*/}-${f##*/}"; done
+	fi
 	rm -rf "$STACK"
 }
 

@@ -251,7 +251,7 @@ second_master_stop() {
 	wait_until 60 completed_count_is "$first" "$last" 300
 	# The same executors: they reconnected instead of crashing.
 	assert_equal "$(worker_pids worker)" "$before"
-	grep -qE '"msg":"(cannot fetch jobs; retrying|listen connection unavailable; polling until it is back)"' \
+	grep -qE '"msg":"(cannot fetch jobs; retrying|listen connection unavailable; polling until it is back|heartbeat failed|cannot record the job.s outcome; it will be rescued)"' \
 		"$STACK/log/worker.log"
 	id=$(ctl jobs enqueue noop)
 	wait_until 3 state_is "$id" completed

@@ -84,14 +84,22 @@ static void assert_only_error(const struct kiln_field_errors *errs, const char *
 static int create_with(const char *member, struct api_exercise *ex, struct kiln_field_errors *errs)
 {
 	char text[24000];
-	int n = snprintf(text, sizeof(text),
-	                 "{\"slug\":\"s\",\"title\":\"T\",\"category\":\"c\",\"difficulty\":1,"
-	                 "\"points\":0,\"answer_kind\":\"exact\",\"answer\":\"x\",%s}",
-	                 member);
+	json_object *obj, *over;
+	int n = snprintf(text, sizeof(text), "{%s}", member);
 
 	assert_true(n > 0 && (size_t)n < sizeof(text));
-	/* json-c keeps the last of duplicate members: member wins. */
-	return create(text, ex, errs);
+	/* A JSON text may not repeat a member (kiln_json_parse refuses it):
+	 * member replaces the base's in the parsed object. */
+	obj = parse("{\"slug\":\"s\",\"title\":\"T\",\"category\":\"c\",\"difficulty\":1,"
+	            "\"points\":0,\"answer_kind\":\"exact\",\"answer\":\"x\"}");
+	over = parse(text);
+	json_object_object_foreach(over, key, v)
+	{
+		json_object_object_add(obj, key, json_object_get(v));
+	}
+	memset(errs, 0, sizeof(*errs));
+	api_validate_init(ex);
+	return api_validate_exercise(obj, ex, 0, errs);
 }
 
 /* "\"name\":\"<c repeated n times>\"" */
@@ -818,6 +826,29 @@ static void test_list_q_counts_characters(void **state)
 	assert_int_equal(strlen(f.q_like), 2 * API_Q_MAX);
 }
 
+/* 1..255 visible ASCII characters; the reason names what is wrong. */
+static void test_idempotency_key(void **state)
+{
+	char key[258];
+
+	(void)state;
+	assert_null(api_validate_idempotency_key("a"));
+	assert_null(api_validate_idempotency_key("k');DROP-TABLE-x;--~!"));
+	memset(key, 'k', 255);
+	key[255] = '\0';
+	assert_null(api_validate_idempotency_key(key));
+	key[255] = 'k';
+	key[256] = '\0';
+	assert_string_equal(api_validate_idempotency_key(key), "must be at most 255 characters");
+	assert_string_equal(api_validate_idempotency_key(""), "must not be empty");
+	assert_string_equal(api_validate_idempotency_key("a b"),
+	                    "must be visible ASCII characters (no spaces)");
+	assert_non_null(api_validate_idempotency_key("a\tb"));
+	assert_non_null(api_validate_idempotency_key("a\rX-Injected: 1"));
+	assert_non_null(api_validate_idempotency_key("\xc3\xa9"));
+	assert_non_null(api_validate_idempotency_key("\x7f"));
+}
+
 static void test_etag_lists(void **state)
 {
 	static const char *const one[] = {"\"e7v4\""};
@@ -883,6 +914,7 @@ int main(void)
 	    cmocka_unit_test(test_list_bad_filters_named),
 	    cmocka_unit_test(test_list_q_counts_characters),
 	    cmocka_unit_test(test_etag_lists),
+	    cmocka_unit_test(test_idempotency_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -144,6 +144,28 @@ static void test_parse_rejects_integer_overflow(void **state)
 	assert_parse_error("[99999999999999999999999]", 25, "integer out of range at byte 1");
 }
 
+/* A repeated name, at any depth, is refused: json-c would keep the last. */
+static void test_parse_rejects_duplicate_members(void **state)
+{
+	static const char *const dup[] = {
+	    "{\"role\":\"user\",\"role\":\"admin\"}",
+	    "{\"a\":{\"x\":1},\"a\":{\"x\":1}}",
+	    "[1,{\"b\":[{\"c\":1,\"d\":2,\"c\":3}]}]",
+	    "{\"a\":1,\"\\u0061\":2}",
+	};
+	char err[128];
+	json_object *o;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < KILN_ARRAY_LEN(dup); i++)
+		assert_parse_error(dup[i], strlen(dup[i]),
+		                   "duplicate member name in a JSON object");
+	o = kiln_json_parse("{\"a\":{\"a\":1},\"b\":\"a:a\"}", 23, 0, err, sizeof(err));
+	assert_non_null(o);
+	json_object_put(o);
+}
+
 static void test_string_getter(void **state)
 {
 	json_object *o =
@@ -310,6 +332,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_rejects_bad_utf8),
 	    cmocka_unit_test(test_parse_rejects_too_deep),
 	    cmocka_unit_test(test_parse_rejects_integer_overflow),
+	    cmocka_unit_test(test_parse_rejects_duplicate_members),
 	    cmocka_unit_test(test_string_getter),
 	    cmocka_unit_test(test_int_getter),
 	    cmocka_unit_test(test_int_getter_rejects_saturated_uint64),
