@@ -137,6 +137,11 @@ insert_ex() {
 		VALUES ('$(fresh_name r)', '$2', '$1', 1, 5, '', 'exact', 'x', $AUTHOR_ID) RETURNING id"
 }
 
+# replica_has ID: the replica has replayed exercise ID.
+replica_has() {
+	[ "$(rq "SELECT count(*) FROM exercises WHERE id = $1")" = 1 ]
+}
+
 # listed CATEGORY: the ids the API lists for CATEGORY, comma-separated.
 listed() {
 	api GET "/api/v1/exercises?category=$1&limit=100" -
@@ -242,6 +247,9 @@ listed_is() {
 	cat=$(fresh_name c)
 	a=$(insert_ex "$cat" "Replica is back")
 	wait_until 10 listed_is "$cat" "$a"
+	# The list may have come from the primary while the replica rests after
+	# its outage: pause only once the replica itself has replayed a.
+	wait_until 10 replica_has "$a"
 	pause_replay
 	b=$(insert_ex "$cat" "Hidden from the replica")
 	# Once kiln-api reconnects to the replica, b disappears from the list.
