@@ -8,7 +8,7 @@
 
 #define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-static struct kiln_buf body;         /* reused: no allocation per scrape once grown */
+static struct kiln_buf body;            /* reused: no allocation per scrape once grown */
 static struct kiln_stats_boards boards; /* mapped and unmapped per scrape */
 
 static int unauthorized(struct kiln_req *req)

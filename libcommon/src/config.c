@@ -156,9 +156,9 @@ static const struct cfg_key cfg_keys[] = {
 
 #define CFG_NKEYS KILN_ARRAY_LEN(cfg_keys)
 
-static const char *const cfg_sections[] = {"server", "log",  "database", "redis", "memcached",
-                                           "health", "auth", "worker",   "api",   "metrics",
-                                           "backup"};
+static const char *const cfg_sections[] = {"server",    "log",     "database", "redis",
+                                           "memcached", "health",  "auth",     "worker",
+                                           "api",       "metrics", "backup"};
 
 /* One [name] of the file; a repeated header continues the same section, so a
  * key set twice is caught even when the two lines are far apart. */

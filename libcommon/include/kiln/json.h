@@ -25,8 +25,8 @@ void kiln_field_error_add(struct kiln_field_errors *errs, const char *field, con
 
 /* Parse a complete JSON text of len bytes, nesting at most max_depth (0 =
  * KILN_JSON_MAX_DEPTH). Rejects trailing garbage, embedded NUL, invalid
- * UTF-8 and an object that repeats a member name. Returns a new object (json_object_put it), or NULL with a reason in
- * err such as "invalid JSON at byte 17". */
+ * UTF-8 and an object that repeats a member name. Returns a new object (json_object_put it), or
+ * NULL with a reason in err such as "invalid JSON at byte 17". */
 json_object *kiln_json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen);
 
 /* Typed field getters on a JSON object. Each returns 0 when the field is
