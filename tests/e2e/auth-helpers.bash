@@ -65,6 +65,28 @@ hdr_count() {
 	printf '%s\n' "$headers" | tr -d '\r' | grep -ci "^$1:" || true
 }
 
+# assert_security_headers: the TLS sites' headers on the last response
+# ($headers of http), nginx's and Apache's alike: X-Request-ID exactly once,
+# nosniff, no-referrer, DENY, a CSP forbidding framing, HSTS.
+assert_security_headers() {
+	local h=${headers,,} want
+	for want in "x-request-id: " "x-content-type-options: nosniff" "referrer-policy: no-referrer" \
+		"x-frame-options: deny" "content-security-policy: " "strict-transport-security: max-age=63072000"; do
+		if [[ $h != *$'\n'"$want"* ]]; then
+			printf 'no "%s" in the %s response:\n%s\n' "$want" "$status_code" "$headers" >&2
+			return 1
+		fi
+	done
+	[[ $h == *"frame-ancestors 'none'"* ]] || {
+		printf 'no frame-ancestors in the %s response:\n%s\n' "$status_code" "$headers" >&2
+		return 1
+	}
+	[ "$(hdr_count x-request-id)" = 1 ] || {
+		printf 'X-Request-ID not exactly once:\n%s\n' "$headers" >&2
+		return 1
+	}
+}
+
 # register_user EMAIL PASSWORD [DISPLAY_NAME]: 201 or fail; sets USER_ID.
 register_user() {
 	local email=$1 pw=$2 name=${3:-Test User}

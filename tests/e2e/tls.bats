@@ -49,19 +49,6 @@ directives() {
 		awk '{ print $1 }'
 }
 
-# The security headers every response must carry ($headers of http).
-assert_security_headers() {
-	local h=${headers,,}
-	for want in "x-request-id: " "x-content-type-options: nosniff" "referrer-policy: no-referrer" \
-		"x-frame-options: deny" "content-security-policy: " "strict-transport-security: max-age=63072000"; do
-		if [[ $h != *$'\n'"$want"* ]]; then
-			printf 'no "%s" in the %s response:\n%s\n' "$want" "$status_code" "$headers" >&2
-			return 1
-		fi
-	done
-	[[ $h == *"frame-ancestors 'none'"* ]]
-}
-
 @test "nginx -t passes on the whole production site, rendered with only its paths and ports moved" {
 	run nginx -t -c "$STACK/nginx/nginx.conf" -p "$STACK/nginx/" -e "$STACK/log/nginx-error.log"
 	echo "$output"
